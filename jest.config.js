@@ -1,0 +1,8 @@
+/** @type {import("jest").Config} */
+module.exports = {
+	testEnvironment: "node",
+	transform: { "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json" }] },
+	testMatch: ["<rootDir>/test/**/*.spec.ts"],
+	setupFiles: ["<rootDir>/test/helpers/env.ts"],
+	testTimeout: 60_000,
+};

@@ -1,0 +1,71 @@
+/**
+ * The one place where moleshop reads its environment.
+ *
+ * Every other module imports `config` (or calls `loadConfig` with a custom
+ * environment in tests); nothing else touches `process.env`.
+ */
+import path from "node:path";
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+
+export interface Config {
+	/** `NODE_ENV`: "production", "development" or "test". */
+	env: string;
+	isProduction: boolean;
+	isTest: boolean;
+	/** HTTP port of the API gateway. 0 picks a free port. */
+	port: number;
+	/** Folder of the embedded NeDB files (used when `mongoUri` is not set). */
+	dataDir: string;
+	/** With a MongoDB URI every stateful service stores its collection in MongoDB. */
+	mongoUri: string | undefined;
+	/** Secret that signs the JWTs. Required in production. */
+	jwtSecret: string | undefined;
+	jwtExpiresIn: string;
+	adminEmail: string | undefined;
+	adminPassword: string | undefined;
+	logLevel: LogLevel;
+	/** Largest accepted JSON body (body-parser syntax: "64kb", "1mb"). */
+	bodyLimit: string;
+	/** Stock at or below which a product counts as low. */
+	lowStockThreshold: number;
+}
+
+const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace"];
+
+function integer(value: string | undefined, fallback: number, name: string): number {
+	if (value == null || value === "") return fallback;
+	const n = Number(value);
+	if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${value}"`);
+	return n;
+}
+
+function optional(value: string | undefined): string | undefined {
+	return value == null || value.trim() === "" ? undefined : value;
+}
+
+/** Build the configuration from an environment (defaults to `process.env`). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+	const nodeEnv = env.NODE_ENV || "development";
+	const logLevel = (env.LOG_LEVEL || "info").toLowerCase() as LogLevel;
+	if (!LOG_LEVELS.includes(logLevel)) {
+		throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${env.LOG_LEVEL}"`);
+	}
+	return {
+		env: nodeEnv,
+		isProduction: nodeEnv === "production",
+		isTest: nodeEnv === "test",
+		port: integer(env.PORT, 3000, "PORT"),
+		dataDir: path.resolve(env.DATA_DIR || "./data"),
+		mongoUri: optional(env.MONGO_URI),
+		jwtSecret: optional(env.JWT_SECRET),
+		jwtExpiresIn: env.JWT_EXPIRES_IN || "12h",
+		adminEmail: optional(env.ADMIN_EMAIL)?.toLowerCase(),
+		adminPassword: optional(env.ADMIN_PASSWORD),
+		logLevel,
+		bodyLimit: env.BODY_LIMIT || "64kb",
+		lowStockThreshold: integer(env.LOW_STOCK_THRESHOLD, 5, "LOW_STOCK_THRESHOLD"),
+	};
+}
+
+export const config: Config = loadConfig();

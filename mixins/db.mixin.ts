@@ -1,0 +1,120 @@
+/**
+ * Gives a service one collection of its own.
+ *
+ * - With `MONGO_URI`: moleculer-db-adapter-mongoose and a mongoose model
+ *   named after the collection.
+ * - Without it: moleculer-db's NeDB adapter, persisted under `DATA_DIR`
+ *   (in memory when `NODE_ENV=test`).
+ *
+ * Both paths share one contract: ids are strings at the API edge, unique
+ * indexes are enforced by the store, and conditional updates go through
+ * `adapter.updateMany(filter, update)`, which is atomic per document.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Context, ServiceSchema } from "moleculer";
+import DbService from "moleculer-db";
+import type { DbAdapter, MoleculerDbMethods } from "moleculer-db";
+import MongooseAdapter from "moleculer-db-adapter-mongoose";
+import mongoose from "mongoose";
+import { config } from "../lib/config";
+
+export interface IndexSpec {
+	field: string;
+	unique?: boolean;
+	/** Documents without the field are not indexed (so they never collide). */
+	sparse?: boolean;
+}
+
+export interface DbMixinOptions {
+	/** Collection (and NeDB file) name. */
+	collection: string;
+	/** Mongoose schema definition of the stored document (used with MongoDB). */
+	schema: mongoose.SchemaDefinition;
+	indexes?: IndexSpec[];
+}
+
+/** Methods a service gets from moleculer-db and this mixin. */
+export interface DbMethods extends MoleculerDbMethods {
+	adapter: DbAdapter & {
+		model?: mongoose.Model<any>;
+		db?: any;
+		updateMany(query: object, update: object): Promise<number>;
+		removeMany(query: object): Promise<number>;
+	};
+	/** Whether `id` can be an id of this store (a malformed id is simply not found). */
+	isValidId(id: string): boolean;
+	/** Whether `err` is a unique-index violation of the store. */
+	isDuplicateKeyError(err: unknown): boolean;
+	/** Raw document by id, or null (also for malformed ids). */
+	findEntity(id: string): Promise<any | null>;
+	/** Convert a raw document into the API shape (string `id`, filtered fields). */
+	toEntity<T = any>(ctx: Context | null, doc: object): Promise<T>;
+	seedDB?(): Promise<void>;
+}
+
+function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.Model<any> } {
+	if (config.mongoUri) {
+		const schema = new mongoose.Schema(opts.schema, { versionKey: false });
+		for (const index of opts.indexes ?? []) {
+			schema.index({ [index.field]: 1 }, { unique: !!index.unique, sparse: !!index.sparse });
+		}
+		const model = mongoose.models[opts.collection] ?? mongoose.model(opts.collection, schema, opts.collection);
+		return { adapter: new MongooseAdapter(config.mongoUri), model };
+	}
+	if (config.isTest) return { adapter: new DbService.MemoryAdapter() };
+	fs.mkdirSync(config.dataDir, { recursive: true });
+	return { adapter: new DbService.MemoryAdapter({ filename: path.join(config.dataDir, `${opts.collection}.db`) } as any) };
+}
+
+/**
+ * moleculer-db without its generic CRUD actions: each service declares its own
+ * actions (with access rules and strict params), and inherited ones would both
+ * bypass them and merge their params into same-named actions.
+ */
+const { actions: _genericActions, ...DbServiceCore } = DbService as unknown as ServiceSchema<any>;
+
+/** Build the db mixin for one collection. */
+export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
+	const { adapter, model } = createAdapter(opts);
+	const mongo = !!config.mongoUri;
+
+	const schema: Partial<ServiceSchema<any>> = {
+		mixins: [DbServiceCore],
+		adapter,
+		settings: { idField: "id" },
+		methods: {
+			isValidId(id: string): boolean {
+				return mongo ? mongoose.isObjectIdOrHexString(id) : typeof id === "string" && id.length > 0;
+			},
+
+			isDuplicateKeyError(err: any): boolean {
+				return err?.code === 11000 || err?.errorType === "uniqueViolated";
+			},
+
+			async findEntity(this: any, id: string) {
+				if (!this.isValidId(id)) return null;
+				return (await this.adapter.findById(this.decodeID(id))) ?? null;
+			},
+
+			toEntity(this: any, ctx: Context | null, doc: object) {
+				return this.transformDocuments(ctx, {}, doc);
+			},
+		},
+
+		async afterConnected(this: any) {
+			if (mongo) {
+				await this.adapter.model.init();
+			} else {
+				for (const index of opts.indexes ?? []) {
+					await this.adapter.db.ensureIndexAsync({ fieldName: index.field, unique: !!index.unique, sparse: !!index.sparse });
+				}
+			}
+			if (typeof this.seedDB === "function" && (await this.adapter.count()) === 0) {
+				await this.seedDB();
+			}
+		},
+	};
+	if (model) schema.model = model;
+	return schema;
+}

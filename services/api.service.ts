@@ -1,0 +1,178 @@
+/**
+ * api: the moleculer-web gateway, the only door into the cluster.
+ *
+ * - Everything under `/api/v1`; `/health` (liveness) and `/ready` (readiness) outside it.
+ * - `Authorization: Bearer <JWT>` is resolved by `users.resolveToken`; only the
+ *   trimmed user `{ id, role }` travels on `ctx.meta.user`.
+ * - Access is declared on each action (`auth: "public" | "user" | "admin"`) and
+ *   enforced here, in `authorize`, for every route.
+ * - Errors leave as `{ name, message, code, type, data }`, never with a stack;
+ *   a 5xx never says more than that something went wrong.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServiceSchema } from "moleculer";
+import { Errors } from "moleculer";
+import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
+import { config } from "../lib/config";
+import { badRequest, forbidden, unauthorized } from "../lib/errors";
+import type { Access, AuthUser, ShopContext } from "../lib/types";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const IDEMPOTENCY_KEY = /^[\x21-\x7E]{1,255}$/;
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+type Req = IncomingMessage & { $action?: { auth?: Access }; $ctx?: ShopContext };
+
+/** REST contract v1: `METHOD path` → action. */
+const aliases: Record<string, string> = {
+	"POST /auth/register": "users.register",
+	"POST /auth/login": "users.login",
+	"GET /users/me": "users.me",
+	"PATCH /users/me": "users.updateMe",
+	"GET /users": "users.list",
+
+	"GET /products": "products.list",
+	"GET /products/:id": "products.get",
+	"POST /products": "products.create",
+	"PATCH /products/:id": "products.update",
+	"DELETE /products/:id": "products.remove",
+
+	"GET /cart": "carts.get",
+	"PUT /cart/items/:productId": "carts.setItem",
+	"DELETE /cart": "carts.clear",
+
+	"POST /orders": "orders.create",
+	"GET /orders": "orders.list",
+	"GET /orders/:id": "orders.get",
+};
+
+/** The services the gateway routes to: it is ready when all of them are. */
+const ROUTED_SERVICES = [...new Set(Object.values(aliases).map(action => action.split(".")[0]))];
+
+/** JSON.parse reviver: refuse keys that would reach object prototypes. */
+function refusePrototypeKeys(key: string, value: unknown) {
+	if (FORBIDDEN_KEYS.has(key)) throw new SyntaxError(`The key "${key}" is not allowed`);
+	return value;
+}
+
+/** Use the caller's X-Request-Id as the request id when it is sane, otherwise a new one. */
+function useRequestId(options: { requestID?: string }, req: IncomingMessage) {
+	const given = req.headers["x-request-id"];
+	options.requestID = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown) {
+	res.writeHead(status, { "Content-Type": "application/json; charset=utf-8" });
+	res.end(JSON.stringify(body));
+}
+
+const ApiService: ServiceSchema<ApiSettingsSchema> = {
+	name: "api",
+	mixins: [ApiGateway as unknown as Partial<ServiceSchema>],
+
+	settings: {
+		port: config.port,
+		ip: "0.0.0.0",
+		logRequest: "debug",
+		logResponse: "debug",
+		logRequestParams: null,
+		log4XXResponses: false,
+
+		// moleculer-web also takes a function here (its typings know only the object form).
+		rootCallOptions: useRequestId as unknown as ApiSettingsSchema["rootCallOptions"],
+
+		routes: [
+			{
+				path: "/",
+				bodyParsers: false,
+				mappingPolicy: "restrict",
+				aliases: {
+					/** Liveness: the process answers. */
+					"GET health"(this: any, req: Req, res: ServerResponse) {
+						sendJson(res, 200, { status: "ok", nodeID: this.broker.nodeID });
+					},
+					/** Readiness: every routed service is available somewhere in the cluster. */
+					"GET ready"(this: any, req: Req, res: ServerResponse) {
+						const missing = ROUTED_SERVICES.filter(name => !this.broker.registry.hasService(name));
+						if (missing.length) res.setHeader("Retry-After", "1");
+						sendJson(res, missing.length ? 503 : 200, { status: missing.length ? "unavailable" : "ready", missing });
+					},
+				},
+			},
+			{
+				path: "/api/v1",
+				mappingPolicy: "restrict",
+				authentication: true,
+				authorization: true,
+				bodyParsers: { json: { limit: config.bodyLimit, strict: true, reviver: refusePrototypeKeys }, urlencoded: false },
+				aliases,
+
+				/** Carry the Idempotency-Key header to the action. */
+				onBeforeCall(ctx: ShopContext, route: unknown, req: Req) {
+					const key = req.headers["idempotency-key"];
+					if (key === undefined) return;
+					if (typeof key !== "string" || !IDEMPOTENCY_KEY.test(key)) {
+						throw badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters");
+					}
+					ctx.meta.idempotencyKey = key;
+				},
+			},
+		],
+
+		/** Every error response is built here. */
+		onError(this: any, req: Req, res: ServerResponse, err: any) {
+			const code = Number.isInteger(err?.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
+			const body = code >= 500 && !(err instanceof Errors.ServiceNotAvailableError)
+				? { name: "InternalServerError", message: "Something went wrong. Please try again.", code, type: "INTERNAL_ERROR" }
+				: { name: err.name, message: err.message, code, type: err.type, data: this.publicErrorData(err) };
+			if (code === 503) res.setHeader("Retry-After", "1");
+			sendJson(res, code, body);
+		},
+	},
+
+	methods: {
+		/** Resolve a Bearer token to the trimmed user; no header means an anonymous caller. */
+		async authenticate(ctx: ShopContext, route: unknown, req: Req): Promise<AuthUser | null> {
+			const header = req.headers.authorization;
+			if (!header) return null;
+			const [scheme, token, extra] = header.split(" ");
+			if (scheme !== "Bearer" || !token || extra !== undefined) throw unauthorized("Authorization must be 'Bearer <token>'");
+			const user = await ctx.call<AuthUser | null, { token: string }>("users.resolveToken", { token });
+			if (!user) throw unauthorized("Invalid or expired token");
+			return { id: user.id, role: user.role };
+		},
+
+		/** Enforce the action's declared access level. An action that declares none is admin-only. */
+		authorize(ctx: ShopContext, route: unknown, req: Req) {
+			const access: Access = req.$action?.auth ?? "admin";
+			if (access === "public") return;
+			const user = ctx.meta.user;
+			if (!user) throw unauthorized();
+			if (access === "admin" && user.role !== "admin") throw forbidden();
+		},
+
+		/**
+		 * Give body-parser's errors (type "entity.*") moleshop's error style, log
+		 * real failures, then answer through `onError`.
+		 */
+		errorHandler(req: Req, res: ServerResponse, err: any) {
+			if (typeof err?.type === "string" && err.type.startsWith("entity.")) {
+				err = err.type === "entity.too.large"
+					? new Errors.MoleculerClientError(`Request body is larger than ${config.bodyLimit}`, 413, "PAYLOAD_TOO_LARGE")
+					: new Errors.MoleculerClientError(`Malformed JSON body: ${err.message}`, 400, "MALFORMED_JSON");
+			}
+			if (err?.code === 503) this.logger.warn(`${req.method} ${req.url}: ${err.message}`);
+			else if (!(err?.code >= 400 && err.code < 500)) this.logger.error("Request failed:", req.method, req.url, err);
+			this.sendError(req, res, err);
+		},
+
+		/** Validation details without the submitted values (they may be passwords). */
+		publicErrorData(err: any) {
+			if (!Array.isArray(err.data)) return err.data;
+			return err.data.map(({ actual, ...rest }: Record<string, unknown>) => rest);
+		},
+	},
+};
+
+export default ApiService;

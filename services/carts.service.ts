@@ -1,0 +1,138 @@
+/**
+ * carts: one shopping cart per signed-in user.
+ *
+ * A cart stores only `{ productId: quantity }`; prices are looked up in the
+ * catalog every time the cart is shown, so a cart is never stale. Lines are
+ * changed with single atomic `$set` / `$unset` updates, so concurrent
+ * changes to different lines of one cart never overwrite each other.
+ */
+import type { ServiceSchema } from "moleculer";
+import mongoose from "mongoose";
+import { DbMixin, type DbMethods } from "../mixins/db.mixin";
+import { unprocessable } from "../lib/errors";
+import { idParam, itemsParam, MAX_LINES, MAX_QUANTITY } from "../lib/params";
+import { priceLines, type CatalogProduct } from "../lib/pricing";
+import type { ItemRequest, ShopContext } from "../lib/types";
+
+interface CartDoc {
+	userId: string;
+	items: Record<string, number>;
+	updatedAt?: Date;
+}
+
+interface CartsMethods extends DbMethods {
+	ensureCart(userId: string): Promise<void>;
+	cartItems(userId: string): Promise<ItemRequest[]>;
+	pricedCart(ctx: ShopContext, userId: string): Promise<object>;
+}
+
+const CartsService: ServiceSchema<any, CartsMethods> = {
+	name: "carts",
+
+	mixins: [
+		DbMixin({
+			collection: "carts",
+			schema: { userId: String, items: { type: mongoose.Schema.Types.Mixed, default: {} }, updatedAt: Date },
+			indexes: [{ field: "userId", unique: true }],
+		}),
+	],
+
+	actions: {
+		/** The signed-in user's cart, each line priced from the catalog. */
+		get: {
+			auth: "user",
+			params: { $$strict: true },
+			handler(ctx: ShopContext) {
+				return this.pricedCart(ctx, ctx.meta.user!.id);
+			},
+		},
+
+		/** Set how many of a product are in the cart; 0 removes the line. */
+		setItem: {
+			auth: "user",
+			params: {
+				$$strict: true,
+				productId: idParam,
+				quantity: { type: "number", integer: true, min: 0, max: MAX_QUANTITY },
+			},
+			async handler(ctx: ShopContext<ItemRequest>) {
+				const userId = ctx.meta.user!.id;
+				const { productId, quantity } = ctx.params;
+				if (quantity > 0) {
+					await ctx.call("products.get", { id: productId }); // 404 for an unknown product
+					const items = await this.cartItems(userId);
+					if (items.length >= MAX_LINES && !items.some(item => item.productId === productId)) {
+						throw unprocessable(`A cart holds at most ${MAX_LINES} different products`, "CART_FULL");
+					}
+				}
+				await this.ensureCart(userId);
+				const line = `items.${productId}`;
+				const update = quantity > 0
+					? { $set: { [line]: quantity, updatedAt: new Date() } }
+					: { $unset: { [line]: true }, $set: { updatedAt: new Date() } };
+				await this.adapter.updateMany({ userId }, update);
+				return this.pricedCart(ctx, userId);
+			},
+		},
+
+		/** Empty the signed-in user's cart. */
+		clear: {
+			auth: "user",
+			params: { $$strict: true },
+			async handler(ctx: ShopContext) {
+				const userId = ctx.meta.user!.id;
+				await this.adapter.updateMany({ userId }, { $set: { items: {}, updatedAt: new Date() } });
+				return this.pricedCart(ctx, userId);
+			},
+		},
+
+		/** The raw lines of a user's cart, for checkout. */
+		items: {
+			visibility: "public",
+			params: { $$strict: true, userId: idParam },
+			handler(ctx: ShopContext<{ userId: string }>) {
+				return this.cartItems(ctx.params.userId);
+			},
+		},
+
+		/** Take ordered lines out of a user's cart (after a checkout from the cart). */
+		removeItems: {
+			visibility: "public",
+			params: { $$strict: true, userId: idParam, items: itemsParam },
+			async handler(ctx: ShopContext<{ userId: string; items: ItemRequest[] }>) {
+				const unset = Object.fromEntries(ctx.params.items.map(item => [`items.${item.productId}`, true]));
+				await this.adapter.updateMany({ userId: ctx.params.userId }, { $unset: unset, $set: { updatedAt: new Date() } });
+				return true;
+			},
+		},
+	},
+
+	methods: {
+		/** Create the user's empty cart unless it exists (the unique index settles races). */
+		async ensureCart(userId: string) {
+			if (await this.adapter.findOne({ userId })) return;
+			try {
+				await this.adapter.insert({ userId, items: {}, updatedAt: new Date() });
+			} catch (err) {
+				if (!this.isDuplicateKeyError(err)) throw err;
+			}
+		},
+
+		async cartItems(userId: string) {
+			const cart = (await this.adapter.findOne({ userId })) as unknown as CartDoc | null;
+			const items = (cart as any)?.toObject ? (cart as any).toObject().items : cart?.items;
+			return Object.entries((items ?? {}) as Record<string, number>).map(([productId, quantity]) => ({ productId, quantity }));
+		},
+
+		async pricedCart(ctx: ShopContext, userId: string) {
+			const items = await this.cartItems(userId);
+			const products: CatalogProduct[] = items.length
+				? await ctx.call("products.getMany", { ids: items.map(item => item.productId) })
+				: [];
+			const priced = priceLines(items, products);
+			return { items: priced.items, total: priced.total, currency: priced.currency };
+		},
+	},
+};
+
+export default CartsService;

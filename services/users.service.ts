@@ -1,0 +1,231 @@
+/**
+ * users: accounts, password login and JWTs.
+ *
+ * The password hash is stored in the `users` collection and never leaves
+ * this service: every entity goes through `settings.fields`, which omits it.
+ */
+import type { ServiceSchema } from "moleculer";
+import argon2 from "argon2";
+import jwt from "jsonwebtoken";
+import { DbMixin, type DbMethods } from "../mixins/db.mixin";
+import { config } from "../lib/config";
+import { conflict, notFound, unauthorized } from "../lib/errors";
+import { idParam, pageParams } from "../lib/params";
+import type { AuthUser, Role, ShopContext } from "../lib/types";
+
+const DEV_JWT_SECRET = "moleshop-development-secret";
+const CHANNELS = ["email", "sms", "push"];
+
+interface UsersMethods extends DbMethods {
+	jwtSecret: string;
+	dummyHash: string;
+	issueToken(user: { id: string; role: Role }): string;
+	ensureAdmin(): Promise<void>;
+	publicUser(ctx: ShopContext, doc: object): Promise<any>;
+}
+
+const emailParam = { type: "email", normalize: true, max: 254 } as const;
+const passwordParam = { type: "string", min: 8, max: 128 } as const;
+const nameParam = { type: "string", trim: true, min: 1, max: 100 } as const;
+
+const UsersService: ServiceSchema<any, UsersMethods> = {
+	name: "users",
+
+	mixins: [
+		DbMixin({
+			collection: "users",
+			schema: {
+				name: String,
+				email: String,
+				passwordHash: String,
+				role: String,
+				phone: String,
+				preferences: { channels: [String] },
+				createdAt: Date,
+				updatedAt: Date,
+			},
+			indexes: [{ field: "email", unique: true }],
+		}),
+	],
+
+	settings: {
+		fields: ["id", "name", "email", "role", "phone", "preferences", "createdAt", "updatedAt"],
+	},
+
+	actions: {
+		/** Create a customer account and sign it in. */
+		register: {
+			auth: "public",
+			params: { $$strict: true, name: nameParam, email: emailParam, password: passwordParam },
+			async handler(ctx: ShopContext<{ name: string; email: string; password: string }>) {
+				const { name, email, password } = ctx.params;
+				const now = new Date();
+				const doc = {
+					name,
+					email,
+					passwordHash: await argon2.hash(password, { type: argon2.argon2id }),
+					role: "customer",
+					preferences: { channels: ["email"] },
+					createdAt: now,
+					updatedAt: now,
+				};
+				let saved;
+				try {
+					saved = await this.adapter.insert(doc);
+				} catch (err) {
+					if (this.isDuplicateKeyError(err)) throw conflict("Email is already registered", "EMAIL_TAKEN");
+					throw err;
+				}
+				await this.entityChanged("created", saved, ctx);
+				const user = await this.publicUser(ctx, saved);
+				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = "/api/v1/users/me";
+				return { user, token: this.issueToken(user) };
+			},
+		},
+
+		/** Exchange email and password for a token. Wrong email and wrong password look the same. */
+		login: {
+			auth: "public",
+			params: { $$strict: true, email: { type: "string", max: 254, trim: true, lowercase: true }, password: { type: "string", max: 128 } },
+			async handler(ctx: ShopContext<{ email: string; password: string }>) {
+				const doc = (await this.adapter.findOne({ email: ctx.params.email })) as any;
+				// Verify against a dummy hash when there is no such user, so both answers take as long.
+				const valid = await argon2.verify(doc?.passwordHash ?? this.dummyHash, ctx.params.password);
+				if (!doc || !valid) throw unauthorized("Invalid email or password");
+				const user = await this.publicUser(ctx, doc);
+				return { user, token: this.issueToken(user) };
+			},
+		},
+
+		/** The signed-in user's own account. */
+		me: {
+			auth: "user",
+			params: { $$strict: true },
+			async handler(ctx: ShopContext) {
+				const doc = await this.findEntity(ctx.meta.user!.id);
+				if (!doc) throw notFound("User");
+				return this.publicUser(ctx, doc);
+			},
+		},
+
+		/** Change the signed-in user's name, phone or notification preferences. */
+		updateMe: {
+			auth: "user",
+			params: {
+				$$strict: true,
+				name: { ...nameParam, optional: true },
+				phone: { type: "string", pattern: /^\+[1-9][0-9]{6,14}$/, optional: true },
+				preferences: {
+					type: "object",
+					optional: true,
+					strict: true,
+					props: { channels: { type: "array", unique: true, max: CHANNELS.length, items: { type: "enum", values: CHANNELS } } },
+				},
+			},
+			async handler(ctx: ShopContext<{ name?: string; phone?: string; preferences?: { channels: string[] } }>) {
+				const id = ctx.meta.user!.id;
+				if (!(await this.findEntity(id))) throw notFound("User");
+				const changes = { ...ctx.params, updatedAt: new Date() };
+				const doc = await this.adapter.updateById(this.decodeID(id), { $set: changes });
+				await this.entityChanged("updated", doc, ctx);
+				return this.publicUser(ctx, doc);
+			},
+		},
+
+		/** All accounts, a page at a time (admins). */
+		list: {
+			auth: "admin",
+			params: { $$strict: true, ...pageParams },
+			handler(ctx: ShopContext<{ page: number; pageSize: number }>) {
+				const { page, pageSize } = ctx.params;
+				return this._list(ctx, { page, pageSize, limit: pageSize, offset: (page - 1) * pageSize, sort: ["createdAt"] });
+			},
+		},
+
+		/** One account by id, for other services (404 when missing). */
+		get: {
+			visibility: "public",
+			params: { $$strict: true, id: idParam },
+			cache: { keys: ["id"], ttl: 60 },
+			async handler(ctx: ShopContext<{ id: string }>) {
+				const doc = await this.findEntity(ctx.params.id);
+				if (!doc) throw notFound("User", ctx.params.id);
+				return this.publicUser(ctx, doc);
+			},
+		},
+
+		/** Verify a JWT and return the trimmed user it names, or null. Used by the gateway. */
+		resolveToken: {
+			visibility: "public",
+			params: { $$strict: true, token: { type: "string", max: 4096 } },
+			cache: { keys: ["token"], ttl: 60 },
+			async handler(ctx: ShopContext<{ token: string }>): Promise<AuthUser | null> {
+				let payload: jwt.JwtPayload;
+				try {
+					payload = jwt.verify(ctx.params.token, this.jwtSecret, { algorithms: ["HS256"] }) as jwt.JwtPayload;
+				} catch {
+					return null;
+				}
+				const doc = typeof payload.sub === "string" ? await this.findEntity(payload.sub) : null;
+				if (!doc) return null;
+				const user = await this.publicUser(ctx, doc);
+				return { id: user.id, role: user.role };
+			},
+		},
+	},
+
+	methods: {
+		issueToken(user: { id: string; role: Role }) {
+			return jwt.sign({ role: user.role }, this.jwtSecret, {
+				algorithm: "HS256",
+				subject: user.id,
+				expiresIn: config.jwtExpiresIn as jwt.SignOptions["expiresIn"],
+			});
+		},
+
+		publicUser(ctx: ShopContext, doc: object) {
+			return this.toEntity(ctx, doc);
+		},
+
+		/** With ADMIN_EMAIL and ADMIN_PASSWORD set, make sure that admin account exists with that password. */
+		async ensureAdmin() {
+			const { adminEmail, adminPassword } = config;
+			if (!adminEmail || !adminPassword) return;
+			const passwordHash = await argon2.hash(adminPassword, { type: argon2.argon2id });
+			const now = new Date();
+			const existing = await this.adapter.findOne({ email: adminEmail });
+			if (existing) {
+				await this.adapter.updateMany({ email: adminEmail }, { $set: { passwordHash, role: "admin", updatedAt: now } });
+			} else {
+				try {
+					await this.adapter.insert({ name: "Administrator", email: adminEmail, passwordHash, role: "admin", preferences: { channels: ["email"] }, createdAt: now, updatedAt: now });
+				} catch (err) {
+					// Another node created it at the same moment: make sure it carries our password and role.
+					if (!this.isDuplicateKeyError(err)) throw err;
+					await this.adapter.updateMany({ email: adminEmail }, { $set: { passwordHash, role: "admin", updatedAt: now } });
+				}
+			}
+			await this.clearCache();
+			this.logger.info(`Admin account ${adminEmail} is ready.`);
+		},
+	},
+
+	created() {
+		if (config.jwtSecret) {
+			this.jwtSecret = config.jwtSecret;
+		} else if (config.isProduction) {
+			throw new Error("JWT_SECRET must be set when NODE_ENV=production; refusing to start.");
+		} else {
+			this.jwtSecret = DEV_JWT_SECRET;
+			if (!config.isTest) this.logger.warn("JWT_SECRET is not set: using the development secret. Never do this in production.");
+		}
+	},
+
+	async started() {
+		this.dummyHash = await argon2.hash("not-a-real-password", { type: argon2.argon2id });
+		await this.ensureAdmin();
+	},
+};
+
+export default UsersService;

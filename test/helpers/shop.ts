@@ -1,0 +1,95 @@
+/**
+ * Starts moleshop in-process for a test: one broker with the real broker
+ * options and the real services, the gateway on a free port.
+ */
+import type { AddressInfo } from "node:net";
+import { ServiceBroker, type ServiceSchema } from "moleculer";
+import brokerConfig from "../../moleculer.config";
+import ApiService from "../../services/api.service";
+import CartsService from "../../services/carts.service";
+import OrdersService from "../../services/orders.service";
+import ProductsService from "../../services/products.service";
+import UsersService from "../../services/users.service";
+
+export const ALL_SERVICES: ServiceSchema<any, any>[] = [UsersService, ProductsService, CartsService, OrdersService, ApiService];
+
+let brokers = 0;
+
+/** A started broker running `services` (all of them by default). */
+export async function startBroker(services: ServiceSchema<any, any>[] = ALL_SERVICES): Promise<ServiceBroker> {
+	const broker = new ServiceBroker({ ...brokerConfig, nodeID: `test-${process.pid}-${++brokers}` });
+	for (const schema of services) broker.createService(schema);
+	await broker.start();
+	return broker;
+}
+
+export interface HttpResponse<T = any> {
+	status: number;
+	headers: Headers;
+	body: T;
+	text: string;
+}
+
+export interface RequestOptions {
+	token?: string;
+	body?: unknown;
+	/** Sent as is instead of JSON-encoding `body`. */
+	raw?: string;
+	headers?: Record<string, string>;
+}
+
+export interface Shop {
+	broker: ServiceBroker;
+	baseUrl: string;
+	request<T = any>(method: string, path: string, opts?: RequestOptions): Promise<HttpResponse<T>>;
+	/** Register a new customer; returns its token and user. */
+	signUp(name?: string): Promise<{ token: string; user: any; email: string; password: string }>;
+	adminToken(): Promise<string>;
+	stop(): Promise<void>;
+}
+
+let users = 0;
+
+/** Start all of moleshop and an HTTP client for its gateway. */
+export async function startShop(services: ServiceSchema<any, any>[] = ALL_SERVICES): Promise<Shop> {
+	const broker = await startBroker(services);
+	const api = broker.getLocalService("api") as any;
+	const { port } = api.server.address() as AddressInfo;
+	const baseUrl = `http://127.0.0.1:${port}`;
+
+	async function request(method: string, path: string, opts: RequestOptions = {}) {
+		const headers: Record<string, string> = { ...opts.headers };
+		if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+		let body: string | undefined = opts.raw;
+		if (opts.body !== undefined) body = JSON.stringify(opts.body);
+		if (body !== undefined && !headers["content-type"]) headers["content-type"] = "application/json";
+		const res = await fetch(baseUrl + path, { method, headers, body });
+		const text = await res.text();
+		let parsed: any = text;
+		try {
+			parsed = text ? JSON.parse(text) : null;
+		} catch {
+			// not JSON: keep the text
+		}
+		return { status: res.status, headers: res.headers, body: parsed, text };
+	}
+
+	return {
+		broker,
+		baseUrl,
+		request,
+		async signUp(name = "Customer") {
+			const email = `customer${++users}-${process.pid}@moleshop.test`;
+			const password = "correct horse battery";
+			const res = await request("POST", "/api/v1/auth/register", { body: { name, email, password } });
+			if (res.status !== 201) throw new Error(`sign-up failed: ${res.status} ${res.text}`);
+			return { token: res.body.token, user: res.body.user, email, password };
+		},
+		async adminToken() {
+			const res = await request("POST", "/api/v1/auth/login", { body: { email: "admin@moleshop.test", password: "admin-password" } });
+			if (res.status !== 200) throw new Error(`admin login failed: ${res.status} ${res.text}`);
+			return res.body.token;
+		},
+		stop: () => broker.stop(),
+	};
+}

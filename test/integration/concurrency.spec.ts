@@ -1,0 +1,71 @@
+/** Many simultaneous checkouts through the gateway: stock is never oversold, keys never double-order. */
+import { startShop, type Shop } from "../helpers/shop";
+
+let shop: Shop;
+let admin: string;
+
+beforeAll(async () => {
+	shop = await startShop();
+	admin = await shop.adminToken();
+});
+afterAll(() => shop.stop());
+
+async function newProduct(sku: string, stock: number) {
+	const res = await shop.request("POST", "/api/v1/products", { token: admin, body: { sku, name: sku, price: 1000, category: "test", stock } });
+	expect(res.status).toBe(201);
+	return res.body;
+}
+
+it("sells exactly the stock to many simultaneous checkouts", async () => {
+	const STOCK = 10;
+	const BUYERS = 40;
+	const scarce = await newProduct("SCARCE-1", STOCK);
+	const plenty = await newProduct("PLENTY-1", 10_000);
+	const buyers = await Promise.all(Array.from({ length: BUYERS }, () => shop.signUp()));
+
+	const results = await Promise.all(buyers.map(({ token }) =>
+		shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: plenty.id, quantity: 1 }, { productId: scarce.id, quantity: 1 }] } }),
+	));
+
+	const statuses = results.map(r => r.status);
+	expect(statuses.filter(s => s === 201)).toHaveLength(STOCK);
+	expect(statuses.filter(s => s === 409)).toHaveLength(BUYERS - STOCK);
+	expect((await shop.request("GET", `/api/v1/products/${scarce.id}`)).body.stock).toBe(0);
+	// The refused checkouts gave back the other line too.
+	expect((await shop.request("GET", `/api/v1/products/${plenty.id}`)).body.stock).toBe(10_000 - STOCK);
+	const orders = await Promise.all(buyers.map(({ token }) => shop.request("GET", "/api/v1/orders", { token })));
+	expect(orders.reduce((sum, r) => sum + r.body.total, 0)).toBe(STOCK);
+});
+
+it("creates one order for simultaneous repeats with the same Idempotency-Key", async () => {
+	const product = await newProduct("IDEM-1", 100);
+	const { token } = await shop.signUp();
+	const headers = { "idempotency-key": "checkout-42" };
+	const body = { items: [{ productId: product.id, quantity: 3 }] };
+
+	const results = await Promise.all(Array.from({ length: 12 }, () => shop.request("POST", "/api/v1/orders", { token, headers, body })));
+
+	expect(results.map(r => r.status)).toEqual(Array(12).fill(201));
+	expect(new Set(results.map(r => r.body.id)).size).toBe(1);
+	expect(results.filter(r => r.headers.get("idempotent-replayed") === "true")).toHaveLength(11);
+	expect((await shop.request("GET", "/api/v1/orders", { token })).body.total).toBe(1);
+	expect((await shop.request("GET", `/api/v1/products/${product.id}`)).body.stock).toBe(97);
+
+	// The same key from another user is another order.
+	const other = await shop.signUp();
+	const theirs = await shop.request("POST", "/api/v1/orders", { token: other.token, headers, body });
+	expect(theirs.status).toBe(201);
+	expect(theirs.body.id).not.toBe(results[0].body.id);
+});
+
+it("answers a repeated cart checkout with the first order after the cart was emptied", async () => {
+	const product = await newProduct("IDEM-2", 100);
+	const { token } = await shop.signUp();
+	await shop.request("PUT", `/api/v1/cart/items/${product.id}`, { token, body: { quantity: 2 } });
+	const headers = { "idempotency-key": "cart-checkout" };
+	const first = await shop.request("POST", "/api/v1/orders", { token, headers, body: { fromCart: true } });
+	const again = await shop.request("POST", "/api/v1/orders", { token, headers, body: { fromCart: true } });
+	expect(first.status).toBe(201);
+	expect(again.body).toEqual(first.body);
+	expect((await shop.request("GET", `/api/v1/products/${product.id}`)).body.stock).toBe(98);
+});

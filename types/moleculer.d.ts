@@ -1,0 +1,19 @@
+/** Schema keys moleshop (and moleculer-db) add to Moleculer's types. */
+import "moleculer";
+import type { Access } from "../lib/types";
+
+declare module "moleculer" {
+	interface ActionSchema {
+		/** Gateway access level; the gateway treats an action without one as admin-only. */
+		auth?: Access;
+	}
+
+	interface ServiceSchema {
+		/** moleculer-db store adapter. */
+		adapter?: unknown;
+		/** mongoose model for moleculer-db-adapter-mongoose. */
+		model?: unknown;
+		/** moleculer-db hook, called after the adapter connected. */
+		afterConnected?: (this: any) => Promise<void> | void;
+	}
+}
