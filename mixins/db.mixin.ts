@@ -102,6 +102,18 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 			},
 		},
 
+		events: {
+			/**
+			 * moleculer-db broadcasts `cache.clean.<service>` when entities change:
+			 * every replica of the service drops its cached reads, not just the writer.
+			 */
+			"cache.clean.*"(this: any, ctx: Context) {
+				if (this.broker.cacher && ctx.eventName === `cache.clean.${this.fullName}`) {
+					return this.broker.cacher.clean(`${this.fullName}.**`);
+				}
+			},
+		},
+
 		async afterConnected(this: any) {
 			if (mongo) {
 				await this.adapter.model.init();

@@ -4,6 +4,8 @@
  */
 import type { AddressInfo } from "node:net";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
+import mongoose from "mongoose";
+import { config } from "../../lib/config";
 import brokerConfig from "../../moleculer.config";
 import ApiService from "../../services/api.service";
 import CartsService from "../../services/carts.service";
@@ -15,9 +17,19 @@ export const ALL_SERVICES: ServiceSchema<any, any>[] = [UsersService, ProductsSe
 
 let brokers = 0;
 
-/** A started broker running `services` (all of them by default). */
+/**
+ * A started broker running `services` (all of them by default). With MongoDB,
+ * stopping it drops the test file's database first.
+ */
 export async function startBroker(services: ServiceSchema<any, any>[] = ALL_SERVICES): Promise<ServiceBroker> {
 	const broker = new ServiceBroker({ ...brokerConfig, nodeID: `test-${process.pid}-${++brokers}` });
+	if (config.mongoUri && services.some(schema => schema.name !== "api")) {
+		const stop = broker.stop.bind(broker);
+		broker.stop = async () => {
+			if (mongoose.connection.readyState === 1) await mongoose.connection.dropDatabase();
+			return stop();
+		};
+	}
 	for (const schema of services) broker.createService(schema);
 	await broker.start();
 	return broker;

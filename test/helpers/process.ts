@@ -1,0 +1,74 @@
+/**
+ * Real moleshop nodes as separate OS processes, started the way `npm start`
+ * starts them (tsx + moleculer-runner), for tests that need processes.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+
+const ROOT = path.resolve(__dirname, "../..");
+const TSX_CLI = require.resolve("tsx/cli");
+const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js"); // the package exports do not list it
+
+/** A TCP port that was free a moment ago. */
+export function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = net.createServer();
+		server.unref();
+		server.on("error", reject);
+		server.listen(0, "127.0.0.1", () => {
+			const { port } = server.address() as net.AddressInfo;
+			server.close(() => resolve(port));
+		});
+	});
+}
+
+/** Poll `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+	const deadline = Date.now() + timeoutMs;
+	let lastError: unknown;
+	while (Date.now() < deadline) {
+		try {
+			const value = await check();
+			if (value) return value;
+		} catch (err) {
+			lastError = err;
+		}
+		await new Promise(resolve => setTimeout(resolve, 200));
+	}
+	throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
+}
+
+export interface NodeProcess {
+	child: ChildProcess;
+	/** Everything the node printed so far. */
+	output(): string;
+	/** SIGTERM, then wait for the exit; resolves with the exit code. */
+	stop(): Promise<number | null>;
+}
+
+/** Start a node with all services (or `SERVICES`), in development mode unless `env` says otherwise. */
+export function startNode(env: Record<string, string>): NodeProcess {
+	const child = spawn(process.execPath, [TSX_CLI, "--disable-warning=DEP0174", RUNNER, "--config", "moleculer.config.ts", "--mask", "**/*.service.ts", "services"], {
+		cwd: ROOT,
+		env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "development", LOG_LEVEL: "warn", ...env },
+		stdio: ["ignore", "pipe", "pipe"],
+	});
+	let output = "";
+	child.stdout!.on("data", chunk => (output += chunk));
+	child.stderr!.on("data", chunk => (output += chunk));
+	const exited = new Promise<number | null>(resolve => child.once("exit", code => resolve(code)));
+	return {
+		child,
+		output: () => output,
+		async stop() {
+			if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+			return exited;
+		},
+	};
+}
+
+/** Wait until the gateway on `port` answers /ready with 200. */
+export function waitUntilReady(port: number, timeoutMs = 60_000) {
+	return waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200, timeoutMs, `the gateway on port ${port} to be ready`);
+}

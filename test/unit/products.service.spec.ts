@@ -1,0 +1,90 @@
+import type { ServiceBroker } from "moleculer";
+import ProductsService from "../../services/products.service";
+import { DEMO_CATALOG } from "../../lib/demo-catalog";
+import { startBroker } from "../helpers/shop";
+
+let broker: ServiceBroker;
+const admin = { meta: { user: { id: "admin", role: "admin" } } };
+
+beforeAll(async () => {
+	broker = await startBroker([ProductsService]);
+});
+afterAll(() => broker.stop());
+
+async function product(sku: string, stock: number, price = 500) {
+	return broker.call<any, any>("products.create", { sku, name: `Product ${sku}`, price, category: "unit", stock }, admin);
+}
+const stockOf = async (id: string) => (await broker.call<any, any>("products.get", { id })).stock;
+
+describe("catalog", () => {
+	it("seeds the demo catalog into an empty collection", async () => {
+		const { total } = await broker.call<any, any>("products.list", { pageSize: 100 });
+		expect(total).toBe(DEMO_CATALOG.length);
+	});
+
+	it("filters by text, category and price, in integer cents", async () => {
+		const res = await broker.call<any, any>("products.list", { q: "(", category: "kitchen" });
+		expect(res.total).toBe(0); // regex characters are searched literally
+		const apparel = await broker.call<any, any>("products.list", { category: "APPAREL", minPrice: "2000", maxPrice: "6000", sort: "price" });
+		expect(apparel.rows.map((p: any) => p.sku)).toEqual(["TEE-001", "HOOD-001"]);
+		expect(apparel.rows.every((p: any) => Number.isInteger(p.price))).toBe(true);
+	});
+
+	it("keeps SKUs unique", async () => {
+		await product("UNIQUE-1", 1);
+		await expect(product("unique-1", 1)).rejects.toMatchObject({ code: 409, type: "SKU_TAKEN" });
+		const sku = await product("UNIQUE-2", 1);
+		await expect(broker.call("products.update", { id: sku.id, sku: "UNIQUE-1" }, admin)).rejects.toMatchObject({ code: 409 });
+	});
+
+	it("serves fresh data after a change, though reads are cached", async () => {
+		const p = await product("CACHE-1", 5);
+		expect(await stockOf(p.id)).toBe(5);
+		await broker.call("products.update", { id: p.id, stock: 9 }, admin);
+		expect(await stockOf(p.id)).toBe(9);
+		await broker.call("products.reserveStock", { items: [{ productId: p.id, quantity: 4 }] });
+		expect(await stockOf(p.id)).toBe(5);
+	});
+
+	it("answers 404 for unknown and malformed ids", async () => {
+		await expect(broker.call("products.get", { id: "nope" })).rejects.toMatchObject({ code: 404 });
+		await expect(broker.call("products.remove", { id: "nope" }, admin)).rejects.toMatchObject({ code: 404 });
+		expect(await broker.call("products.getMany", { ids: ["nope"] })).toEqual([]);
+	});
+});
+
+describe("reserveStock / releaseStock", () => {
+	it("takes every line or none", async () => {
+		const a = await product("RES-A", 5);
+		const b = await product("RES-B", 1);
+		await expect(broker.call("products.reserveStock", { items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 2 }] }))
+			.rejects.toMatchObject({ code: 409, type: "OUT_OF_STOCK", data: { items: [{ productId: b.id, quantity: 2, available: 1 }] } });
+		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([5, 1]);
+
+		await broker.call("products.reserveStock", { items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }] });
+		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([3, 0]);
+		await broker.call("products.releaseStock", { items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }] });
+		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([5, 1]);
+	});
+
+	it("adds up repeated lines of one product before checking", async () => {
+		const p = await product("RES-C", 3);
+		await expect(broker.call("products.reserveStock", { items: [{ productId: p.id, quantity: 2 }, { productId: p.id, quantity: 2 }] }))
+			.rejects.toMatchObject({ code: 409 });
+		expect(await stockOf(p.id)).toBe(3);
+	});
+
+	it("treats an unknown product as out of stock", async () => {
+		const p = await product("RES-D", 3);
+		await expect(broker.call("products.reserveStock", { items: [{ productId: p.id, quantity: 1 }, { productId: "missing0000000000", quantity: 1 }] }))
+			.rejects.toMatchObject({ code: 409, data: { items: [{ productId: "missing0000000000", available: 0 }] } });
+		expect(await stockOf(p.id)).toBe(3);
+	});
+
+	it("never goes below zero under concurrent reservations", async () => {
+		const p = await product("RES-E", 25);
+		const results = await Promise.allSettled(Array.from({ length: 60 }, () => broker.call("products.reserveStock", { items: [{ productId: p.id, quantity: 1 }] })));
+		expect(results.filter(r => r.status === "fulfilled")).toHaveLength(25);
+		expect(await stockOf(p.id)).toBe(0);
+	});
+});
