@@ -22,6 +22,13 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7E]{1,255}$/;
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
+/** What a 5xx says: the kind of failure and nothing about the inside. */
+const SERVER_ERRORS: Record<number, { name: string; message: string; type: string }> = {
+	500: { name: "InternalServerError", message: "Something went wrong. Please try again.", type: "INTERNAL_ERROR" },
+	503: { name: "ServiceUnavailableError", message: "The service is temporarily unavailable. Please try again.", type: "SERVICE_UNAVAILABLE" },
+	504: { name: "GatewayTimeoutError", message: "The request timed out. Please try again.", type: "TIMEOUT" },
+};
+
 type Req = IncomingMessage & { $action?: { auth?: Access }; $ctx?: ShopContext };
 
 /** REST contract v1: `METHOD path` → action. */
@@ -123,9 +130,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		/** Every error response is built here. */
 		onError(this: any, req: Req, res: ServerResponse, err: any) {
 			const code = Number.isInteger(err?.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
-			const body = code >= 500 && !(err instanceof Errors.ServiceNotAvailableError)
-				? { name: "InternalServerError", message: "Something went wrong. Please try again.", code, type: "INTERNAL_ERROR" }
-				: { name: err.name, message: err.message, code, type: err.type, data: this.publicErrorData(err) };
+			const body = code < 500
+				? { name: err.name, message: err.message, code, type: err.type, data: this.publicErrorData(err) }
+				: { code, ...(SERVER_ERRORS[code] ?? SERVER_ERRORS[500]) };
 			if (code === 503) res.setHeader("Retry-After", "1");
 			sendJson(res, code, body);
 		},

@@ -15,8 +15,8 @@ import { idParam, itemsParam, pageParams } from "../lib/params";
 import { mergeItems, priceLines, type CatalogProduct, type PricedLine } from "../lib/pricing";
 import type { ItemRequest, ShopContext } from "../lib/types";
 
-/** How long a repeat waits for the first request with the same key to finish. */
-const IDEMPOTENCY_WAIT_MS = 15_000;
+/** How long a repeat waits for the first request with the same key to finish (below the broker's requestTimeout). */
+const IDEMPOTENCY_WAIT_MS = 8_000;
 const IDEMPOTENCY_POLL_MS = 50;
 
 export type OrderStatus = "pending" | "reserved";

@@ -127,6 +127,24 @@ describe("purchase flow", () => {
 	});
 });
 
+describe("server errors", () => {
+	it("answer 500 without a stack or any detail of the failure, and are logged", async () => {
+		const products = shop.broker.getLocalService("products") as any;
+		const find = products.adapter.find;
+		const logged = jest.spyOn((shop.broker.getLocalService("api") as any).logger, "error").mockImplementation(() => undefined);
+		products.adapter.find = () => Promise.reject(new Error("disk on fire at /var/lib/secret"));
+		try {
+			const res = await shop.request("GET", "/api/v1/products?q=unlikely-to-be-cached");
+			expect(res.status).toBe(500);
+			expect(res.body).toEqual({ code: 500, name: "InternalServerError", type: "INTERNAL_ERROR", message: "Something went wrong. Please try again." });
+			expect(logged).toHaveBeenCalled();
+		} finally {
+			products.adapter.find = find;
+			logged.mockRestore();
+		}
+	});
+});
+
 describe("readiness", () => {
 	it("is 503 while the services it routes to are missing", async () => {
 		const gatewayOnly = await startBroker(ALL_SERVICES.filter(s => s.name === "api"));
@@ -139,7 +157,8 @@ describe("readiness", () => {
 			expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
 			const products = await fetch(`http://127.0.0.1:${port}/api/v1/products`);
 			expect(products.status).toBe(503);
-			expect(((await products.json()) as any).message).not.toMatch(/at .*\.js/);
+			expect(products.headers.get("retry-after")).toBe("1");
+			expect(await products.json()).toEqual({ code: 503, name: "ServiceUnavailableError", type: "SERVICE_UNAVAILABLE", message: expect.any(String) });
 		} finally {
 			await gatewayOnly.stop();
 		}
