@@ -74,6 +74,12 @@ function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.M
  */
 const { actions: _genericActions, ...DbServiceCore } = DbService as unknown as ServiceSchema<any>;
 
+/** The string form of an ObjectId, exactly as the store answers it (lowercase). */
+const OBJECT_ID = /^[0-9a-f]{24}$/;
+
+/** Services on this process that use the one shared mongoose connection. */
+let mongoServices = 0;
+
 /** Build the db mixin for one collection. */
 export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 	const { adapter, model } = createAdapter(opts);
@@ -85,7 +91,7 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 		settings: { idField: "id" },
 		methods: {
 			isValidId(id: string): boolean {
-				return mongo ? mongoose.isObjectIdOrHexString(id) : typeof id === "string" && id.length > 0;
+				return typeof id === "string" && (mongo ? OBJECT_ID.test(id) : id.length > 0);
 			},
 
 			isDuplicateKeyError(err: any): boolean {
@@ -99,6 +105,17 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 
 			toEntity(this: any, ctx: Context | null, doc: object) {
 				return this.transformDocuments(ctx, {}, doc);
+			},
+
+			/**
+			 * All services of a process share one mongoose connection: the last one
+			 * to stop closes it, so none is cut off while others finish their work.
+			 */
+			async disconnect(this: any) {
+				if (!mongo) return this.adapter.disconnect();
+				if (!this.usesMongo) return;
+				this.usesMongo = false;
+				if (--mongoServices === 0) await mongoose.connection.close();
 			},
 		},
 
@@ -116,6 +133,10 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 
 		async afterConnected(this: any) {
 			if (mongo) {
+				if (!this.usesMongo) {
+					this.usesMongo = true;
+					mongoServices++;
+				}
 				await this.adapter.model.init();
 			} else {
 				for (const index of opts.indexes ?? []) {

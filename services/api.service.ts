@@ -14,12 +14,14 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
+import bodyParser from "body-parser";
 import { config } from "../lib/config";
 import { badRequest, forbidden, unauthorized } from "../lib/errors";
 import type { Access, AuthUser, ShopContext } from "../lib/types";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7E]{1,255}$/;
+const MAX_TOKEN_LENGTH = 4096;
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 /** What a 5xx says: the kind of failure and nothing about the inside. */
@@ -69,6 +71,22 @@ function useRequestId(options: { requestID?: string }, req: IncomingMessage) {
 	options.requestID = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
+const parseJson = bodyParser.json({ limit: config.bodyLimit, strict: true, reviver: refusePrototypeKeys });
+
+/**
+ * JSON bodies, with body-parser's errors (bad JSON, bad encoding, too large)
+ * turned into client errors before moleculer-web sees them.
+ */
+function jsonBody(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
+	parseJson(req, res, (err?: any) => {
+		if (!err) return next();
+		if (err.type === "entity.too.large") return next(new Errors.MoleculerClientError(`Request body is larger than ${config.bodyLimit}`, 413, "PAYLOAD_TOO_LARGE"));
+		const status = Number.isInteger(err.status) && err.status >= 400 && err.status < 500 ? err.status : 400;
+		const type = err.type === "entity.parse.failed" ? "MALFORMED_JSON" : "UNREADABLE_BODY";
+		next(new Errors.MoleculerClientError(`${type === "MALFORMED_JSON" ? "Malformed JSON body" : "Unreadable request body"}: ${err.message}`, status, type));
+	});
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown) {
 	res.writeHead(status, { "Content-Type": "application/json; charset=utf-8" });
 	res.end(JSON.stringify(body));
@@ -112,11 +130,19 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 				mappingPolicy: "restrict",
 				authentication: true,
 				authorization: true,
-				bodyParsers: { json: { limit: config.bodyLimit, strict: true, reviver: refusePrototypeKeys }, urlencoded: false },
+				bodyParsers: false,
+				use: [jsonBody],
 				aliases,
 
-				/** Carry the Idempotency-Key header to the action. */
-				onBeforeCall(ctx: ShopContext, route: unknown, req: Req) {
+				/**
+				 * Writes take their input from the body and the path only (a query string
+				 * would override body fields and lands in access logs); carry the
+				 * Idempotency-Key header to the action.
+				 */
+				onBeforeCall(ctx: ShopContext, route: unknown, req: Req & { query?: object }) {
+					if (req.method !== "GET" && req.query && Object.keys(req.query).length > 0) {
+						throw badRequest(`${req.method} requests take no query parameters`);
+					}
 					const key = req.headers["idempotency-key"];
 					if (key === undefined) return;
 					if (typeof key !== "string" || !IDEMPOTENCY_KEY.test(key)) {
@@ -145,6 +171,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 			if (!header) return null;
 			const [scheme, token, extra] = header.split(" ");
 			if (scheme !== "Bearer" || !token || extra !== undefined) throw unauthorized("Authorization must be 'Bearer <token>'");
+			if (token.length > MAX_TOKEN_LENGTH) throw unauthorized("Invalid or expired token");
 			const user = await ctx.call<AuthUser | null, { token: string }>("users.resolveToken", { token });
 			if (!user) throw unauthorized("Invalid or expired token");
 			return { id: user.id, role: user.role };
@@ -159,16 +186,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 			if (access === "admin" && user.role !== "admin") throw forbidden();
 		},
 
-		/**
-		 * Give body-parser's errors (type "entity.*") moleshop's error style, log
-		 * real failures, then answer through `onError`.
-		 */
+		/** Log real failures (not client errors), then answer through `onError`. */
 		errorHandler(req: Req, res: ServerResponse, err: any) {
-			if (typeof err?.type === "string" && err.type.startsWith("entity.")) {
-				err = err.type === "entity.too.large"
-					? new Errors.MoleculerClientError(`Request body is larger than ${config.bodyLimit}`, 413, "PAYLOAD_TOO_LARGE")
-					: new Errors.MoleculerClientError(`Malformed JSON body: ${err.message}`, 400, "MALFORMED_JSON");
-			}
 			if (err?.code === 503) this.logger.warn(`${req.method} ${req.url}: ${err.message}`);
 			else if (!(err?.code >= 400 && err.code < 500)) this.logger.error("Request failed:", req.method, req.url, err);
 			this.sendError(req, res, err);

@@ -2,7 +2,8 @@
  * carts: one shopping cart per signed-in user.
  *
  * A cart stores only `{ productId: quantity }`; prices are looked up in the
- * catalog every time the cart is shown, so a cart is never stale. Lines are
+ * catalog every time the cart is shown, so a cart is never stale. Lines of
+ * products that left the catalog are listed apart, as `unavailable`. Lines are
  * changed with single atomic `$set` / `$unset` updates, so concurrent
  * changes to different lines of one cart never overwrite each other.
  */
@@ -95,13 +96,19 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 			},
 		},
 
-		/** Take ordered lines out of a user's cart (after a checkout from the cart). */
+		/**
+		 * Take ordered lines out of a user's cart (after a checkout from the cart).
+		 * A line whose quantity changed meanwhile stays: that change was not ordered.
+		 */
 		removeItems: {
 			visibility: "public",
 			params: { $$strict: true, userId: idParam, items: itemsParam },
 			async handler(ctx: ShopContext<{ userId: string; items: ItemRequest[] }>) {
-				const unset = Object.fromEntries(ctx.params.items.map(item => [`items.${item.productId}`, true]));
-				await this.adapter.updateMany({ userId: ctx.params.userId }, { $unset: unset, $set: { updatedAt: new Date() } });
+				const { userId, items } = ctx.params;
+				for (const { productId, quantity } of items) {
+					const line = `items.${productId}`;
+					await this.adapter.updateMany({ userId, [line]: quantity }, { $unset: { [line]: true }, $set: { updatedAt: new Date() } });
+				}
 				return true;
 			},
 		},
@@ -130,7 +137,9 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 				? await ctx.call("products.getMany", { ids: items.map(item => item.productId) })
 				: [];
 			const priced = priceLines(items, products);
-			return { items: priced.items, total: priced.total, currency: priced.currency };
+			// Lines whose product left the catalog: shown so they can be removed (quantity 0).
+			const unavailable = items.filter(item => priced.missing.includes(item.productId));
+			return { items: priced.items, total: priced.total, currency: priced.currency, ...(unavailable.length && { unavailable }) };
 		},
 	},
 };

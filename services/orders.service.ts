@@ -1,25 +1,35 @@
 /**
  * orders: checkout and order history.
  *
- * Checkout prices every line from the catalog, reserves the stock through
- * `products.reserveStock` (all or nothing) and stores the order. With an
- * `Idempotency-Key`, the order document itself is the claim on the key: a
- * unique index on `idempotencyKey` lets exactly one of several concurrent
- * repeats create the order, and the others answer with that same order.
+ * Checkout prices every line from the catalog, stores the order as `pending`,
+ * reserves its stock through `products.reserveStock` (all or nothing,
+ * idempotent per order id) and then marks it `reserved`. A checkout that
+ * cannot finish is abandoned: its stock is released by order id and the
+ * pending order removed — right away when the failure is known, or by the
+ * sweep of stale checkouts after a crash or a lost answer.
+ *
+ * With an `Idempotency-Key`, the order document itself is the claim on the
+ * key: a unique index on `idempotencyKey` lets exactly one of several
+ * concurrent repeats create the order, and the others answer with it.
  */
 import { createHash } from "node:crypto";
 import type { ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { conflict, notFound, unprocessable } from "../lib/errors";
-import { idParam, itemsParam, pageParams } from "../lib/params";
+import { idParam, itemsParam, MAX_QUANTITY, pageParams } from "../lib/params";
 import { mergeItems, priceLines, type CatalogProduct, type PricedLine } from "../lib/pricing";
 import type { ItemRequest, ShopContext } from "../lib/types";
 
-/** How long a repeat waits for the first request with the same key to finish (below the broker's requestTimeout). */
+/** A checkout still pending after this long is stale: it is abandoned and its key freed. */
+export const PENDING_TIMEOUT_MS = 60_000;
+const SWEEP_INTERVAL_MS = 30_000;
+/** How long a repeat waits for the first request with its key (below the broker's requestTimeout). */
 const IDEMPOTENCY_WAIT_MS = 8_000;
 const IDEMPOTENCY_POLL_MS = 50;
 
-export type OrderStatus = "pending" | "reserved";
+/** `pending` and `abandoned` are steps inside a checkout: users never see them. */
+export type OrderStatus = "pending" | "abandoned" | "reserved";
+const IN_CHECKOUT: OrderStatus[] = ["pending", "abandoned"];
 
 export interface Order {
 	id: string;
@@ -32,23 +42,35 @@ export interface Order {
 	updatedAt: Date;
 }
 
+interface OrderDoc extends Omit<Order, "id"> {
+	_id: any;
+	idempotencyKey?: string;
+	requestHash?: string;
+}
+
 interface CheckoutParams {
 	items?: ItemRequest[];
 	fromCart?: boolean;
 }
 
 interface OrdersMethods extends DbMethods {
+	sweepTimer?: NodeJS.Timeout;
 	checkout(ctx: ShopContext<CheckoutParams>, key: string | undefined): Promise<Order>;
 	replay(ctx: ShopContext, key: string, requestHash: string): Promise<Order | null>;
 	requestedItems(ctx: ShopContext<CheckoutParams>): Promise<ItemRequest[]>;
 	priceOrder(ctx: ShopContext, items: ItemRequest[]): Promise<{ items: PricedLine[]; total: number; currency: string }>;
+	abandonCheckout(order: OrderDoc): Promise<boolean>;
+	sweepStaleCheckouts(): Promise<number>;
 }
 
+/** The same lines in any order, or the same cart, hash the same. */
 function hashRequest(params: CheckoutParams): string {
-	const body = params.fromCart ? { fromCart: true } : { items: mergeItems(params.items ?? []) };
+	const lines = mergeItems(params.items ?? []).sort((a, b) => a.productId.localeCompare(b.productId));
+	const body = params.fromCart ? { fromCart: true } : { items: lines };
 	return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
 
+const stockLines = (order: { items: PricedLine[] }) => order.items.map(({ productId, quantity }) => ({ productId, quantity }));
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
 const OrdersService: ServiceSchema<any, OrdersMethods> = {
@@ -68,7 +90,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				createdAt: Date,
 				updatedAt: Date,
 			},
-			indexes: [{ field: "userId" }, { field: "idempotencyKey", unique: true, sparse: true }],
+			indexes: [{ field: "userId" }, { field: "status" }, { field: "idempotencyKey", unique: true, sparse: true }],
 		}),
 	],
 
@@ -106,7 +128,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			params: { $$strict: true, ...pageParams },
 			handler(ctx: ShopContext<{ page: number; pageSize: number }>) {
 				const { page, pageSize } = ctx.params;
-				const query = { userId: ctx.meta.user!.id };
+				const query = { userId: ctx.meta.user!.id, status: { $nin: IN_CHECKOUT } };
 				return this._list(ctx, { query, sort: ["-createdAt"], page, pageSize, limit: pageSize, offset: (page - 1) * pageSize });
 			},
 		},
@@ -117,7 +139,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
 				const doc = await this.findEntity(ctx.params.id);
-				if (!doc || doc.userId !== ctx.meta.user!.id) throw notFound("Order", ctx.params.id);
+				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status)) throw notFound("Order", ctx.params.id);
 				return this.toEntity(ctx, doc);
 			},
 		},
@@ -132,50 +154,58 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			}
 			const userId = ctx.meta.user!.id;
 			await ctx.call("users.get", { id: userId }); // 404 when the account is gone
-			const items = await this.requestedItems(ctx);
-			const priced = await this.priceOrder(ctx, items);
+			const priced = await this.priceOrder(ctx, await this.requestedItems(ctx));
 
 			const now = new Date();
-			let order;
+			let order: OrderDoc;
 			try {
-				order = await this.adapter.insert({
+				order = (await this.adapter.insert({
 					userId, ...priced, status: "pending", createdAt: now, updatedAt: now,
 					...(key && { idempotencyKey: key, requestHash }),
-				});
+				})) as OrderDoc;
 			} catch (err) {
 				// A concurrent request with the same key got there first: answer with its order.
 				if (key && this.isDuplicateKeyError(err)) return (await this.replay(ctx, key, requestHash)) ?? this.checkout(ctx, key);
 				throw err;
 			}
-			const id = this.encodeID((order as any)._id);
-			const lines = priced.items.map(({ productId, quantity }) => ({ productId, quantity }));
+
+			const orderId = this.encodeID(order._id);
 			try {
-				await ctx.call("products.reserveStock", { items: lines });
-			} catch (err) {
-				await this.adapter.removeById((order as any)._id); // nothing reserved, so no order either
+				await ctx.call("products.reserveStock", { orderId, items: stockLines(order) });
+			} catch (err: any) {
+				if (err?.type === "OUT_OF_STOCK") await this.adapter.removeById(order._id); // nothing is held
+				else await this.abandonCheckout(order).catch(e => this.logger.warn(`Checkout ${orderId} is left to the sweep: ${e.message}`));
 				throw err;
 			}
-			const saved = await this.adapter.updateById(this.decodeID(id), { $set: { status: "reserved", updatedAt: new Date() } });
-			if (ctx.params.fromCart) await ctx.call("carts.removeItems", { userId, items: lines });
+			const marked = await this.adapter.updateMany({ _id: order._id, status: "pending" }, { $set: { status: "reserved", updatedAt: new Date() } });
+			if (marked !== 1) throw conflict("The checkout took too long and was abandoned; please try again", "CHECKOUT_ABANDONED");
+
+			if (ctx.params.fromCart) await ctx.call("carts.removeItems", { userId, items: stockLines(order) });
+			const saved = await this.adapter.findById(order._id);
 			await this.entityChanged("created", saved, ctx);
 			return this.toEntity(ctx, saved);
 		},
 
 		/**
 		 * The order an earlier request with this key created, once it is complete;
-		 * null when there is none (any more). A different request under the same key is refused.
+		 * null when there is none (any more). A different request under the same
+		 * key is refused; a stale claim is abandoned so the key can be used again.
 		 */
 		async replay(ctx: ShopContext, key: string, requestHash: string) {
 			const deadline = Date.now() + IDEMPOTENCY_WAIT_MS;
 			for (;;) {
-				const doc = (await this.adapter.findOne({ idempotencyKey: key })) as any;
+				const doc = (await this.adapter.findOne({ idempotencyKey: key })) as OrderDoc | null;
 				if (!doc) return null;
 				if (doc.requestHash !== requestHash) {
 					throw unprocessable("This Idempotency-Key was already used for a different request", "IDEMPOTENCY_KEY_REUSED");
 				}
-				if (doc.status !== "pending") {
+				if (!IN_CHECKOUT.includes(doc.status)) {
 					ctx.meta.$responseHeaders = { "Idempotent-Replayed": "true" };
 					return this.toEntity(ctx, doc);
+				}
+				if (Date.now() - new Date(doc.updatedAt).getTime() > PENDING_TIMEOUT_MS) {
+					await this.abandonCheckout(doc);
+					continue;
 				}
 				if (Date.now() > deadline) throw conflict("A request with this Idempotency-Key is still in progress", "IDEMPOTENCY_KEY_IN_USE");
 				await sleep(IDEMPOTENCY_POLL_MS);
@@ -187,6 +217,8 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				? await ctx.call<ItemRequest[], { userId: string }>("carts.items", { userId: ctx.meta.user!.id })
 				: mergeItems(ctx.params.items!);
 			if (items.length === 0) throw unprocessable("The cart is empty", "EMPTY_CART");
+			const tooMany = items.find(item => item.quantity > MAX_QUANTITY);
+			if (tooMany) throw unprocessable(`At most ${MAX_QUANTITY} of one product per order`, "QUANTITY_TOO_LARGE", { productId: tooMany.productId });
 			return items;
 		},
 
@@ -197,6 +229,50 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			if (priced.mixedCurrencies) throw unprocessable("All products of one order must have the same currency", "MIXED_CURRENCIES");
 			return { items: priced.items, total: priced.total, currency: priced.currency };
 		},
+
+		/**
+		 * Give up a checkout: claim it (pending → abandoned, so it can no longer
+		 * become reserved), release whatever stock it holds, remove it.
+		 * Returns false when it was not this call's to abandon.
+		 */
+		async abandonCheckout(order: OrderDoc) {
+			const claimed = await this.adapter.updateMany(
+				{ _id: order._id, status: { $in: IN_CHECKOUT } },
+				{ $set: { status: "abandoned", updatedAt: new Date() } },
+			);
+			if (claimed !== 1) return false;
+			await this.broker.call("products.releaseStock", { orderId: this.encodeID(order._id), items: stockLines(order) });
+			await this.adapter.removeById(order._id);
+			return true;
+		},
+
+		/** Abandon every checkout that has been pending longer than PENDING_TIMEOUT_MS. */
+		async sweepStaleCheckouts() {
+			const stale = (await this.adapter.find({
+				query: { status: { $in: IN_CHECKOUT }, updatedAt: { $lt: new Date(Date.now() - PENDING_TIMEOUT_MS) } },
+			})) as OrderDoc[];
+			let abandoned = 0;
+			for (const order of stale) {
+				try {
+					if (await this.abandonCheckout(order)) abandoned++;
+				} catch (err: any) {
+					this.logger.warn(`Could not abandon stale checkout ${this.encodeID(order._id)} yet: ${err.message}`);
+				}
+			}
+			if (abandoned) this.logger.warn(`Abandoned ${abandoned} stale checkout(s) and released their stock.`);
+			return abandoned;
+		},
+	},
+
+	started() {
+		const sweep = () => this.sweepStaleCheckouts().catch(err => this.logger.warn(`Sweep of stale checkouts failed: ${err.message}`));
+		this.sweepTimer = setInterval(sweep, SWEEP_INTERVAL_MS);
+		this.sweepTimer.unref();
+		void sweep();
+	},
+
+	stopped() {
+		clearInterval(this.sweepTimer);
 	},
 };
 

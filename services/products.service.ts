@@ -4,9 +4,12 @@
  * Prices are integer minor units (cents). Stock moves only through
  * `reserveStock` / `releaseStock`, which use conditional atomic updates
  * (`stock >= quantity` in the filter), so stock can never go below zero,
- * whatever the number of concurrent checkouts or nodes.
+ * whatever the number of concurrent checkouts or nodes. Each product records
+ * what every order holds of it (`reservations.<orderId>: quantity`), which
+ * makes reserving and releasing idempotent per order.
  */
 import type { ServiceSchema } from "moleculer";
+import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { conflict, notFound } from "../lib/errors";
 import { idParam, itemsParam, pageParams } from "../lib/params";
@@ -33,7 +36,8 @@ export interface Product {
 
 interface ProductsMethods extends DbMethods {
 	shortItems(items: ItemRequest[]): Promise<Array<ItemRequest & { available: number }>>;
-	moveStock(items: ItemRequest[], direction: 1 | -1): Promise<ItemRequest[]>;
+	takeStock(orderId: string, items: ItemRequest[]): Promise<ItemRequest[]>;
+	returnStock(orderId: string, items: ItemRequest[]): Promise<ItemRequest[]>;
 	saveProduct(ctx: ShopContext, save: () => Promise<object>, type: "created" | "updated"): Promise<Product>;
 }
 
@@ -51,6 +55,14 @@ const fieldRules = {
 const optionalRules = Object.fromEntries(
 	Object.entries(fieldRules).map(([key, rule]) => [key, { ...rule, optional: true }]),
 );
+
+/**
+ * Lines merged per product and sorted by product id: concurrent orders take
+ * shared products in the same order, so they cannot block each other.
+ */
+function byProductId(items: ItemRequest[]): ItemRequest[] {
+	return mergeItems(items).sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
+}
 
 function escapeRegExp(text: string): string {
 	return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -70,6 +82,7 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 				currency: String,
 				category: String,
 				stock: Number,
+				reservations: { type: mongoose.Schema.Types.Mixed },
 				createdAt: Date,
 				updatedAt: Date,
 			},
@@ -179,59 +192,82 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 		},
 
 		/**
-		 * Take stock for every line, or for none: when one line is short, the lines
-		 * already taken are put back and a 409 lists the short items.
+		 * Take stock for an order: every line, or none. When a line is short, the
+		 * lines already taken are put back and a 409 lists the short items.
+		 * Idempotent per order: lines this order already holds are not taken twice.
 		 */
 		reserveStock: {
 			visibility: "public",
-			params: { $$strict: true, items: itemsParam },
-			async handler(ctx: ShopContext<{ items: ItemRequest[] }>) {
-				const items = mergeItems(ctx.params.items);
-				const taken = await this.moveStock(items, -1);
-				if (taken.length < items.length) {
-					await this.moveStock(taken, 1);
+			params: { $$strict: true, orderId: idParam, items: itemsParam },
+			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
+				const { orderId } = ctx.params;
+				const items = byProductId(ctx.params.items);
+				try {
+					const taken = await this.takeStock(orderId, items);
+					if (taken.length < items.length) {
+						await this.returnStock(orderId, taken);
+						throw conflict("Not enough stock", "OUT_OF_STOCK", { items: await this.shortItems(items) });
+					}
+					return { orderId, items };
+				} finally {
 					await this.clearCache();
-					throw conflict("Not enough stock", "OUT_OF_STOCK", { items: await this.shortItems(items) });
 				}
-				await this.clearCache();
-				return { items };
 			},
 		},
 
-		/** Put reserved stock back (an order failed or was cancelled). */
+		/**
+		 * Give back what an order holds (it failed, was abandoned or cancelled).
+		 * Idempotent: only lines the order still holds are returned, once.
+		 */
 		releaseStock: {
 			visibility: "public",
-			params: { $$strict: true, items: itemsParam },
-			async handler(ctx: ShopContext<{ items: ItemRequest[] }>) {
-				const items = mergeItems(ctx.params.items);
-				await this.moveStock(items, 1);
-				await this.clearCache();
-				return { items };
+			params: { $$strict: true, orderId: idParam, items: itemsParam },
+			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
+				try {
+					const returned = await this.returnStock(ctx.params.orderId, byProductId(ctx.params.items));
+					return { orderId: ctx.params.orderId, items: returned };
+				} finally {
+					await this.clearCache();
+				}
 			},
 		},
 	},
 
 	methods: {
 		/**
-		 * Move stock line by line with one conditional update each; returns the
-		 * lines that moved. Taking (-1) stops at the first line that is short.
+		 * Take each line with one conditional atomic update: enough stock, and no
+		 * reservation of this order yet. Stops at the first short line; returns
+		 * the lines the order now holds.
 		 */
-		async moveStock(items: ItemRequest[], direction: 1 | -1) {
-			const moved: ItemRequest[] = [];
+		async takeStock(orderId: string, items: ItemRequest[]) {
+			const held: ItemRequest[] = [];
+			const reservation = `reservations.${orderId}`;
 			for (const item of items) {
-				const filter: Record<string, unknown> = { _id: this.decodeID(item.productId) };
-				if (direction < 0) filter.stock = { $gte: item.quantity };
-				const count = this.isValidId(item.productId)
-					? await this.adapter.updateMany(filter, { $inc: { stock: direction * item.quantity }, $set: { updatedAt: new Date() } })
-					: 0;
-				if (count !== 1) {
-					if (direction < 0) break;
-					this.logger.warn(`Could not return ${item.quantity} of product ${item.productId}: it no longer exists.`);
-					continue;
-				}
-				moved.push(item);
+				if (!this.isValidId(item.productId)) break;
+				const _id = this.decodeID(item.productId);
+				const taken = await this.adapter.updateMany(
+					{ _id, stock: { $gte: item.quantity }, [reservation]: { $exists: false } },
+					{ $inc: { stock: -item.quantity }, $set: { [reservation]: item.quantity, updatedAt: new Date() } },
+				);
+				if (taken !== 1 && !(await this.adapter.findOne({ _id, [reservation]: item.quantity }))) break;
+				held.push(item);
 			}
-			return moved;
+			return held;
+		},
+
+		/** Return the lines this order holds, each with one conditional atomic update. */
+		async returnStock(orderId: string, items: ItemRequest[]) {
+			const returned: ItemRequest[] = [];
+			const reservation = `reservations.${orderId}`;
+			for (const item of items) {
+				if (!this.isValidId(item.productId)) continue;
+				const count = await this.adapter.updateMany(
+					{ _id: this.decodeID(item.productId), [reservation]: item.quantity },
+					{ $inc: { stock: item.quantity }, $unset: { [reservation]: true }, $set: { updatedAt: new Date() } },
+				);
+				if (count === 1) returned.push(item);
+			}
+			return returned;
 		},
 
 		/** The requested lines that the current stock cannot cover, with what is available. */
@@ -258,8 +294,13 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 		/** Fill an empty catalog with the demo products. */
 		async seedDB() {
 			const now = new Date();
-			await this.adapter.insertMany(DEMO_CATALOG.map(p => ({ ...p, createdAt: now, updatedAt: now })));
-			this.logger.info(`Seeded the catalog with ${DEMO_CATALOG.length} demo products.`);
+			try {
+				await this.adapter.insertMany(DEMO_CATALOG.map(p => ({ ...p, createdAt: now, updatedAt: now })));
+				this.logger.info(`Seeded the catalog with ${DEMO_CATALOG.length} demo products.`);
+			} catch (err) {
+				if (!this.isDuplicateKeyError(err)) throw err;
+				this.logger.info("The catalog was seeded by another node.");
+			}
 		},
 	},
 };

@@ -155,11 +155,14 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			},
 		},
 
-		/** Verify a JWT and return the trimmed user it names, or null. Used by the gateway. */
+		/**
+		 * Verify a JWT and return the trimmed user it names, or null. Used by the
+		 * gateway on every request: the signature and expiry are checked every
+		 * time, the account lookup is cached.
+		 */
 		resolveToken: {
 			visibility: "public",
 			params: { $$strict: true, token: { type: "string", max: 4096 } },
-			cache: { keys: ["token"], ttl: 60 },
 			async handler(ctx: ShopContext<{ token: string }>): Promise<AuthUser | null> {
 				let payload: jwt.JwtPayload;
 				try {
@@ -167,10 +170,12 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 				} catch {
 					return null;
 				}
-				const doc = typeof payload.sub === "string" ? await this.findEntity(payload.sub) : null;
-				if (!doc) return null;
-				const user = await this.publicUser(ctx, doc);
-				return { id: user.id, role: user.role };
+				if (typeof payload.sub !== "string" || !this.isValidId(payload.sub)) return null;
+				const user = await ctx.call<any, { id: string }>("users.get", { id: payload.sub }).catch(err => {
+					if (err.code === 404) return null;
+					throw err;
+				});
+				return user && { id: user.id, role: user.role };
 			},
 		},
 	},

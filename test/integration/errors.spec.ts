@@ -49,6 +49,18 @@ describe("400 and 413: the body itself", () => {
 		expect(res.body.type).toBe("PAYLOAD_TOO_LARGE");
 	});
 
+	it("refuses a body that claims an encoding it does not have", async () => {
+		for (const encoding of ["gzip", "deflate", "br", "x-unknown"]) {
+			const res = await call("POST", "/api/v1/auth/login", { raw: '{"email":"a@b.c","password":"x"}', headers: { "content-encoding": encoding } });
+			expect([encoding, res.status >= 400 && res.status < 500]).toEqual([encoding, true]);
+		}
+	});
+
+	it("refuses query parameters on writes, so they cannot override the body", async () => {
+		const res = await call("POST", `/api/v1/auth/login?email=${encodeURIComponent(customer.user.email)}&password=x`, { body: {} });
+		expect(res.status).toBe(400);
+	});
+
 	it("refuses a malformed Idempotency-Key header", async () => {
 		const res = await call("POST", "/api/v1/orders", { token: customer.token, headers: { "idempotency-key": "x".repeat(300) }, body: { items: [{ productId: product.id, quantity: 1 }] } });
 		expect(res.status).toBe(400);
@@ -133,6 +145,7 @@ describe("401 and 403: who is calling", () => {
 		expect((await call("GET", "/api/v1/cart", { headers: { authorization: "Basic abc" } })).status).toBe(401);
 		const [h, p] = customer.token.split(".");
 		expect((await call("GET", "/api/v1/cart", { token: `${h}.${p}.forged-signature` })).status).toBe(401);
+		expect((await call("GET", "/api/v1/cart", { token: "x".repeat(5000) })).status).toBe(401);
 	});
 
 	it("answers a wrong password and an unknown email the same way", async () => {

@@ -42,11 +42,20 @@ describe("carts", () => {
 		expect(await broker.call("carts.items", { userId: "u4" })).toEqual([]);
 	});
 
-	it("removes only the ordered lines after a checkout", async () => {
-		const [a, b] = products;
+	it("removes only the ordered lines after a checkout, and keeps a line changed meanwhile", async () => {
+		const [a, b, c] = products;
 		await broker.call("carts.setItem", { productId: a.id, quantity: 1 }, as("u5"));
 		await broker.call("carts.setItem", { productId: b.id, quantity: 1 }, as("u5"));
-		await broker.call("carts.removeItems", { userId: "u5", items: [{ productId: a.id, quantity: 1 }] });
-		expect(await broker.call("carts.items", { userId: "u5" })).toEqual([{ productId: b.id, quantity: 1 }]);
+		await broker.call("carts.setItem", { productId: c.id, quantity: 5 }, as("u5"));
+		await broker.call("carts.removeItems", { userId: "u5", items: [{ productId: a.id, quantity: 1 }, { productId: c.id, quantity: 2 }] });
+		expect(await broker.call("carts.items", { userId: "u5" })).toEqual([{ productId: b.id, quantity: 1 }, { productId: c.id, quantity: 5 }]);
+	});
+
+	it("lists lines of products that left the catalog as unavailable", async () => {
+		const gone = await broker.call<any, any>("products.create", { sku: "GONE-1", name: "Gone", price: 100, category: "x", stock: 1 }, { meta: { user: { id: "a", role: "admin" } } });
+		await broker.call("carts.setItem", { productId: gone.id, quantity: 1 }, as("u6"));
+		await broker.call("products.remove", { id: gone.id });
+		expect(await broker.call("carts.get", {}, as("u6"))).toEqual({ items: [], total: 0, currency: "USD", unavailable: [{ productId: gone.id, quantity: 1 }] });
+		expect(await broker.call("carts.setItem", { productId: gone.id, quantity: 0 }, as("u6"))).toEqual({ items: [], total: 0, currency: "USD" });
 	});
 });

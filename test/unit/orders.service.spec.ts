@@ -9,7 +9,8 @@ let broker: ServiceBroker;
 let products: any[];
 let user: { id: string; role: string };
 const as = (u: { id: string; role: string }, meta: object = {}) => ({ meta: { user: u, ...meta } });
-const stockOf = async (id: string) => (await broker.call<any, any>("products.get", { id })).stock;
+/** Stock as stored, past any cache. */
+const stockOf = async (id: string) => (await (broker.getLocalService("products") as any).adapter.findById(id)).stock;
 
 beforeAll(async () => {
 	broker = await startBroker([UsersService, ProductsService, CartsService, OrdersService]);
@@ -61,11 +62,84 @@ describe("orders.create", () => {
 		expect(await stockOf(product.id)).toBe(product.stock - 1);
 	});
 
+	it("treats the same lines in another order as the same request", async () => {
+		const [a, b] = products;
+		const meta = { idempotencyKey: "reordered" };
+		const first = await broker.call<any, any>("orders.create", { items: [{ productId: a.id, quantity: 1 }, { productId: b.id, quantity: 1 }] }, as(user, meta));
+		const again = await broker.call<any, any>("orders.create", { items: [{ productId: b.id, quantity: 1 }, { productId: a.id, quantity: 1 }] }, as(user, meta));
+		expect(again.id).toBe(first.id);
+	});
+
+	it("refuses more than the maximum of one product, summed over its lines", async () => {
+		const line = { productId: products[0].id, quantity: 1000 };
+		await expect(broker.call("orders.create", { items: [line, line] }, as(user))).rejects.toMatchObject({ code: 422, type: "QUANTITY_TOO_LARGE" });
+	});
+
 	it("lets a key be used again after its first request failed", async () => {
 		const cap = products.find(p => p.sku === "CAP-001");
 		const meta = { idempotencyKey: "retry-after-409" };
 		await expect(broker.call("orders.create", { items: [{ productId: cap.id, quantity: 999 }] }, as(user, meta))).rejects.toMatchObject({ code: 409 });
 		await expect(broker.call("orders.create", { items: [{ productId: cap.id, quantity: 999 }] }, as(user, meta))).rejects.toMatchObject({ code: 409 });
+	});
+});
+
+describe("checkouts that cannot finish", () => {
+	const orders = () => (broker.getLocalService("orders") as any);
+	const longAgo = () => new Date(Date.now() - 10 * 60_000);
+
+	/** A checkout that crashed after taking its stock: a pending order holding a reservation. */
+	async function crashedCheckout(product: any, quantity: number, extra: object = {}) {
+		const doc = await orders().adapter.insert({
+			userId: user.id, items: [{ productId: product.id, sku: product.sku, name: product.name, unitPrice: product.price, quantity, lineTotal: product.price * quantity }],
+			total: product.price * quantity, currency: "USD", status: "pending", createdAt: longAgo(), updatedAt: longAgo(), ...extra,
+		});
+		await broker.call("products.reserveStock", { orderId: String(doc._id), items: [{ productId: product.id, quantity }] });
+		return doc;
+	}
+
+	it("are swept: stale checkouts give their stock back and disappear", async () => {
+		const product = products[4];
+		const before = await stockOf(product.id);
+		const doc = await crashedCheckout(product, 2);
+		expect(await stockOf(product.id)).toBe(before - 2);
+		await expect(broker.call("orders.get", { id: String(doc._id) }, as(user))).rejects.toMatchObject({ code: 404 });
+		expect((await broker.call<any, any>("orders.list", {}, as(user))).rows.map((o: any) => o.id)).not.toContain(String(doc._id));
+
+		expect(await orders().sweepStaleCheckouts()).toBe(1);
+		expect(await stockOf(product.id)).toBe(before);
+		expect(await orders().adapter.findById(doc._id)).toBeFalsy();
+		expect(await orders().sweepStaleCheckouts()).toBe(0);
+	});
+
+	it("free their Idempotency-Key once stale", async () => {
+		const product = products[4];
+		const before = await stockOf(product.id);
+		const params = { items: [{ productId: product.id, quantity: 1 }] };
+		const probe = await broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "probe" }));
+		const { requestHash } = await orders().adapter.findById(probe.id);
+		await crashedCheckout(product, 1, { idempotencyKey: `${user.id}:stale-key`, requestHash });
+
+		const order = await broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "stale-key" }));
+		expect(order.status).toBe("reserved");
+		expect(await stockOf(product.id)).toBe(before - 2); // the probe and this order; the stale claim gave its unit back
+	});
+
+	it("release what they took when the reservation fails in an unknown way", async () => {
+		const product = products[5];
+		const before = await stockOf(product.id);
+		const productsService = broker.getLocalService("products") as any;
+		const takeStock = productsService.takeStock;
+		productsService.takeStock = async function (this: any, ...args: any[]) {
+			await takeStock.apply(this, args);
+			throw new Error("connection lost after the write");
+		};
+		try {
+			await expect(broker.call("orders.create", { items: [{ productId: product.id, quantity: 3 }] }, as(user))).rejects.toThrow("connection lost");
+		} finally {
+			productsService.takeStock = takeStock;
+		}
+		expect(await stockOf(product.id)).toBe(before);
+		expect(await orders().adapter.count({ query: { status: { $in: ["pending", "abandoned"] } } })).toBe(0);
 	});
 });
 

@@ -42,7 +42,7 @@ describe("catalog", () => {
 		expect(await stockOf(p.id)).toBe(5);
 		await broker.call("products.update", { id: p.id, stock: 9 }, admin);
 		expect(await stockOf(p.id)).toBe(9);
-		await broker.call("products.reserveStock", { items: [{ productId: p.id, quantity: 4 }] });
+		await broker.call("products.reserveStock", { orderId: "cacheOrder", items: [{ productId: p.id, quantity: 4 }] });
 		expect(await stockOf(p.id)).toBe(5);
 	});
 
@@ -54,37 +54,71 @@ describe("catalog", () => {
 });
 
 describe("reserveStock / releaseStock", () => {
+	let orders = 0;
+	const reserve = (items: object[], orderId = `order${++orders}`) => broker.call<any, any>("products.reserveStock", { orderId, items });
+	const release = (items: object[], orderId: string) => broker.call<any, any>("products.releaseStock", { orderId, items });
+
 	it("takes every line or none", async () => {
 		const a = await product("RES-A", 5);
 		const b = await product("RES-B", 1);
-		await expect(broker.call("products.reserveStock", { items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 2 }] }))
+		await expect(reserve([{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 2 }]))
 			.rejects.toMatchObject({ code: 409, type: "OUT_OF_STOCK", data: { items: [{ productId: b.id, quantity: 2, available: 1 }] } });
 		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([5, 1]);
 
-		await broker.call("products.reserveStock", { items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }] });
+		await reserve([{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }], "orderAB");
 		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([3, 0]);
-		await broker.call("products.releaseStock", { items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }] });
+		await release([{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }], "orderAB");
 		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([5, 1]);
+	});
+
+	it("is idempotent per order: a repeated reserve or release moves nothing", async () => {
+		const p = await product("RES-IDEM", 10);
+		const lines = [{ productId: p.id, quantity: 3 }];
+		await reserve(lines, "orderTwice");
+		await reserve(lines, "orderTwice");
+		expect(await stockOf(p.id)).toBe(7);
+		expect((await release(lines, "orderTwice")).items).toEqual(lines);
+		expect((await release(lines, "orderTwice")).items).toEqual([]);
+		expect((await release(lines, "neverReserved")).items).toEqual([]);
+		expect(await stockOf(p.id)).toBe(10);
+	});
+
+	it("keeps the reservations out of the product's public fields", async () => {
+		const p = await product("RES-HIDDEN", 10);
+		await reserve([{ productId: p.id, quantity: 1 }]);
+		expect(Object.keys(await broker.call("products.get", { id: p.id }))).not.toContain("reservations");
 	});
 
 	it("adds up repeated lines of one product before checking", async () => {
 		const p = await product("RES-C", 3);
-		await expect(broker.call("products.reserveStock", { items: [{ productId: p.id, quantity: 2 }, { productId: p.id, quantity: 2 }] }))
-			.rejects.toMatchObject({ code: 409 });
+		await expect(reserve([{ productId: p.id, quantity: 2 }, { productId: p.id, quantity: 2 }])).rejects.toMatchObject({ code: 409 });
 		expect(await stockOf(p.id)).toBe(3);
 	});
 
 	it("treats an unknown product as out of stock", async () => {
 		const p = await product("RES-D", 3);
-		await expect(broker.call("products.reserveStock", { items: [{ productId: p.id, quantity: 1 }, { productId: "missing0000000000", quantity: 1 }] }))
+		await expect(reserve([{ productId: p.id, quantity: 1 }, { productId: "missing0000000000", quantity: 1 }]))
 			.rejects.toMatchObject({ code: 409, data: { items: [{ productId: "missing0000000000", available: 0 }] } });
 		expect(await stockOf(p.id)).toBe(3);
 	});
 
 	it("never goes below zero under concurrent reservations", async () => {
 		const p = await product("RES-E", 25);
-		const results = await Promise.allSettled(Array.from({ length: 60 }, () => broker.call("products.reserveStock", { items: [{ productId: p.id, quantity: 1 }] })));
+		const results = await Promise.allSettled(Array.from({ length: 60 }, () => reserve([{ productId: p.id, quantity: 1 }])));
 		expect(results.filter(r => r.status === "fulfilled")).toHaveLength(25);
 		expect(await stockOf(p.id)).toBe(0);
+	});
+
+	it("sells to one of two orders naming the last units in opposite order, not to neither", async () => {
+		for (let round = 0; round < 10; round++) {
+			const x = await product(`CROSS-X${round}`, 1);
+			const y = await product(`CROSS-Y${round}`, 1);
+			const results = await Promise.allSettled([
+				reserve([{ productId: x.id, quantity: 1 }, { productId: y.id, quantity: 1 }]),
+				reserve([{ productId: y.id, quantity: 1 }, { productId: x.id, quantity: 1 }]),
+			]);
+			expect(results.map(r => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+			expect([await stockOf(x.id), await stockOf(y.id)]).toEqual([0, 0]);
+		}
 	});
 });
