@@ -5,6 +5,7 @@
  * environment in tests); nothing else touches `process.env`.
  */
 import path from "node:path";
+import { DEFAULT_COUNTRIES, DEFAULT_DISCOUNT_CODES, type DiscountCode, type PricingRules } from "./quote";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 
@@ -29,6 +30,19 @@ export interface Config {
 	bodyLimit: string;
 	/** Stock at or below which a product counts as low. */
 	lowStockThreshold: number;
+	/**
+	 * Moleculer transporter: a NATS URL (`nats://host:4222`), or "TCP" for
+	 * Moleculer's built-in transporter (the default: no infrastructure needed);
+	 * null keeps the broker alone (tests).
+	 */
+	transporter: string | null;
+	/** Clusters sharing one transporter stay apart by namespace. */
+	namespace: string;
+	/** Port of a node's own health endpoint (containers without the gateway use it). */
+	healthPort: number | undefined;
+	/** Country a quote is for when none is given. */
+	defaultCountry: string;
+	pricing: PricingRules;
 }
 
 const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace"];
@@ -42,6 +56,26 @@ function integer(value: string | undefined, fallback: number, name: string): num
 
 function optional(value: string | undefined): string | undefined {
 	return value == null || value.trim() === "" ? undefined : value;
+}
+
+/** DISCOUNT_CODES: a JSON array of discount codes (see lib/quote.ts). */
+function discountCodes(value: string | undefined): DiscountCode[] {
+	if (!optional(value)) return DEFAULT_DISCOUNT_CODES;
+	let codes: unknown;
+	try {
+		codes = JSON.parse(value!);
+	} catch {
+		throw new Error("DISCOUNT_CODES must be a JSON array of discount codes");
+	}
+	const valid = (c: any) =>
+		c && typeof c.code === "string" && /^[A-Z0-9_-]{2,32}$/.test(c.code) && ["percent", "fixed"].includes(c.kind) &&
+		Number.isInteger(c.value) && c.value > 0 && (c.kind === "fixed" || c.value <= 100) &&
+		[c.validFrom, c.validUntil].every(d => d === undefined || !Number.isNaN(Date.parse(d))) &&
+		(c.minSubtotal === undefined || (Number.isInteger(c.minSubtotal) && c.minSubtotal >= 0));
+	if (!Array.isArray(codes) || !codes.every(valid)) {
+		throw new Error('DISCOUNT_CODES must be a JSON array like [{"code":"SPRING15","kind":"percent","value":15,"validUntil":"2027-04-01"}]');
+	}
+	return codes as DiscountCode[];
 }
 
 /** Build the configuration from an environment (defaults to `process.env`). */
@@ -65,6 +99,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 		logLevel,
 		bodyLimit: env.BODY_LIMIT || "64kb",
 		lowStockThreshold: integer(env.LOW_STOCK_THRESHOLD, 5, "LOW_STOCK_THRESHOLD"),
+		transporter: optional(env.TRANSPORTER) ?? (nodeEnv === "test" ? null : "TCP"),
+		namespace: env.NAMESPACE || "moleshop",
+		healthPort: optional(env.HEALTH_PORT) ? integer(env.HEALTH_PORT, 0, "HEALTH_PORT") : undefined,
+		defaultCountry: (env.DEFAULT_COUNTRY || "US").toUpperCase(),
+		pricing: {
+			countries: DEFAULT_COUNTRIES,
+			freeShippingFrom: integer(env.FREE_SHIPPING_FROM, 10_000, "FREE_SHIPPING_FROM"),
+			discountCodes: discountCodes(env.DISCOUNT_CODES),
+		},
 	};
 }
 

@@ -29,3 +29,9 @@ export const pageParams = {
 	page: { type: "number", integer: true, min: 1, max: 100000, optional: true, default: 1, convert: true },
 	pageSize: { type: "number", integer: true, min: 1, max: 100, optional: true, default: 20, convert: true },
 } as const;
+
+/** A quote's destination country and discount code, for the actions that take them. */
+export const quoteOptionParams = {
+	country: { type: "string", trim: true, uppercase: true, pattern: /^[A-Z]{2}$/, optional: true },
+	discountCode: { type: "string", trim: true, uppercase: true, min: 1, max: 32, pattern: /^[A-Z0-9_-]+$/, optional: true },
+} as const;

@@ -56,8 +56,8 @@ const aliases: Record<string, string> = {
 	"GET /orders/:id": "orders.get",
 };
 
-/** The services the gateway routes to: it is ready when all of them are. */
-const ROUTED_SERVICES = [...new Set(Object.values(aliases).map(action => action.split(".")[0]))];
+/** The services the gateway routes to, and those they call: it is ready when all of them are available. */
+const REQUIRED_SERVICES = [...new Set([...Object.values(aliases).map(action => action.split(".")[0]), "pricing"])];
 
 /** JSON.parse reviver: refuse keys that would reach object prototypes. */
 function refusePrototypeKeys(key: string, value: unknown) {
@@ -119,7 +119,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 					},
 					/** Readiness: every routed service is available somewhere in the cluster. */
 					"GET ready"(this: any, req: Req, res: ServerResponse) {
-						const missing = ROUTED_SERVICES.filter(name => !this.broker.registry.hasService(name));
+						const missing = REQUIRED_SERVICES.filter(name => !this.broker.registry.hasService(name));
 						if (missing.length) res.setHeader("Retry-After", "1");
 						sendJson(res, missing.length ? 503 : 200, { status: missing.length ? "unavailable" : "ready", missing });
 					},

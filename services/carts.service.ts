@@ -1,8 +1,8 @@
 /**
  * carts: one shopping cart per signed-in user.
  *
- * A cart stores only `{ productId: quantity }`; prices are looked up in the
- * catalog every time the cart is shown, so a cart is never stale. Lines of
+ * A cart stores only `{ productId: quantity }`; the pricing service quotes it
+ * from the catalog every time it is shown, so a cart is never stale. Lines of
  * products that left the catalog are listed apart, as `unavailable`. Lines are
  * changed with single atomic `$set` / `$unset` updates, so concurrent
  * changes to different lines of one cart never overwrite each other.
@@ -11,8 +11,8 @@ import type { ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { unprocessable } from "../lib/errors";
-import { idParam, itemsParam, MAX_LINES, MAX_QUANTITY } from "../lib/params";
-import { priceLines, type CatalogProduct } from "../lib/pricing";
+import { idParam, itemsParam, MAX_LINES, MAX_QUANTITY, quoteOptionParams } from "../lib/params";
+import type { PricingQuote, QuoteParams } from "../lib/quote";
 import type { ItemRequest, ShopContext } from "../lib/types";
 
 interface CartDoc {
@@ -24,7 +24,7 @@ interface CartDoc {
 interface CartsMethods extends DbMethods {
 	ensureCart(userId: string): Promise<void>;
 	cartItems(userId: string): Promise<ItemRequest[]>;
-	pricedCart(ctx: ShopContext, userId: string): Promise<object>;
+	pricedCart(ctx: ShopContext, userId: string, options?: { country?: string; discountCode?: string }): Promise<object>;
 }
 
 const CartsService: ServiceSchema<any, CartsMethods> = {
@@ -39,12 +39,12 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 	],
 
 	actions: {
-		/** The signed-in user's cart, each line priced from the catalog. */
+		/** The signed-in user's cart, quoted by pricing (for `country`, with `discountCode` if given). */
 		get: {
 			auth: "user",
-			params: { $$strict: true },
-			handler(ctx: ShopContext) {
-				return this.pricedCart(ctx, ctx.meta.user!.id);
+			params: { $$strict: true, ...quoteOptionParams },
+			handler(ctx: ShopContext<{ country?: string; discountCode?: string }>) {
+				return this.pricedCart(ctx, ctx.meta.user!.id, ctx.params);
 			},
 		},
 
@@ -131,15 +131,12 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 			return Object.entries((items ?? {}) as Record<string, number>).map(([productId, quantity]) => ({ productId, quantity }));
 		},
 
-		async pricedCart(ctx: ShopContext, userId: string) {
+		async pricedCart(ctx: ShopContext, userId: string, options = {}) {
 			const items = await this.cartItems(userId);
-			const products: CatalogProduct[] = items.length
-				? await ctx.call("products.getMany", { ids: items.map(item => item.productId) })
-				: [];
-			const priced = priceLines(items, products);
+			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, ...options });
 			// Lines whose product left the catalog: shown so they can be removed (quantity 0).
-			const unavailable = items.filter(item => priced.missing.includes(item.productId));
-			return { items: priced.items, total: priced.total, currency: priced.currency, ...(unavailable.length && { unavailable }) };
+			const unavailable = items.filter(item => missing.includes(item.productId));
+			return { ...quote, ...(unavailable.length && { unavailable }) };
 		},
 	},
 };

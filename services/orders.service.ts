@@ -16,8 +16,9 @@ import { createHash } from "node:crypto";
 import type { ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { conflict, notFound, unprocessable } from "../lib/errors";
-import { idParam, itemsParam, MAX_QUANTITY, pageParams } from "../lib/params";
-import { mergeItems, priceLines, type CatalogProduct, type PricedLine } from "../lib/pricing";
+import { idParam, itemsParam, MAX_QUANTITY, pageParams, quoteOptionParams } from "../lib/params";
+import { mergeItems, type PricedLine } from "../lib/pricing";
+import type { PricingQuote, Quote, QuoteParams } from "../lib/quote";
 import type { ItemRequest, ShopContext } from "../lib/types";
 
 /** A checkout still pending after this long is stale: it is abandoned and its key freed. */
@@ -31,12 +32,10 @@ const IDEMPOTENCY_POLL_MS = 50;
 export type OrderStatus = "pending" | "abandoned" | "reserved";
 const IN_CHECKOUT: OrderStatus[] = ["pending", "abandoned"];
 
-export interface Order {
+export interface Order extends Omit<Quote, "discountCode"> {
 	id: string;
 	userId: string;
-	items: PricedLine[];
-	total: number;
-	currency: string;
+	discountCode?: string;
 	status: OrderStatus;
 	createdAt: Date;
 	updatedAt: Date;
@@ -51,6 +50,8 @@ interface OrderDoc extends Omit<Order, "id"> {
 interface CheckoutParams {
 	items?: ItemRequest[];
 	fromCart?: boolean;
+	country?: string;
+	discountCode?: string;
 }
 
 interface OrdersMethods extends DbMethods {
@@ -58,15 +59,15 @@ interface OrdersMethods extends DbMethods {
 	checkout(ctx: ShopContext<CheckoutParams>, key: string | undefined): Promise<Order>;
 	replay(ctx: ShopContext, key: string, requestHash: string): Promise<Order | null>;
 	requestedItems(ctx: ShopContext<CheckoutParams>): Promise<ItemRequest[]>;
-	priceOrder(ctx: ShopContext, items: ItemRequest[]): Promise<{ items: PricedLine[]; total: number; currency: string }>;
+	priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[], at: Date): Promise<Quote>;
 	abandonCheckout(order: OrderDoc): Promise<boolean>;
 	sweepStaleCheckouts(): Promise<number>;
 }
 
-/** The same lines in any order, or the same cart, hash the same. */
+/** The same lines in any order, or the same cart, to the same place with the same code, hash the same. */
 function hashRequest(params: CheckoutParams): string {
 	const lines = mergeItems(params.items ?? []).sort((a, b) => a.productId.localeCompare(b.productId));
-	const body = params.fromCart ? { fromCart: true } : { items: lines };
+	const body = { ...(params.fromCart ? { fromCart: true } : { items: lines }), country: params.country, discountCode: params.discountCode };
 	return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
 
@@ -82,8 +83,14 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			schema: {
 				userId: String,
 				items: [{ _id: false, productId: String, sku: String, name: String, unitPrice: Number, quantity: Number, lineTotal: Number }],
+				subtotal: Number,
+				discount: Number,
+				discountCode: String,
+				shipping: Number,
+				tax: Number,
 				total: Number,
 				currency: String,
+				country: String,
 				status: String,
 				idempotencyKey: String,
 				requestHash: String,
@@ -95,7 +102,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 	],
 
 	settings: {
-		fields: ["id", "userId", "items", "total", "currency", "status", "createdAt", "updatedAt"],
+		fields: ["id", "userId", "items", "subtotal", "discount", "discountCode", "shipping", "tax", "total", "currency", "country", "status", "createdAt", "updatedAt"],
 	},
 
 	actions: {
@@ -106,6 +113,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				$$strict: true,
 				items: { ...itemsParam, optional: true },
 				fromCart: { type: "equal", value: true, strict: true, optional: true },
+				...quoteOptionParams,
 			},
 			async handler(ctx: ShopContext<CheckoutParams>) {
 				const { items, fromCart } = ctx.params;
@@ -154,9 +162,9 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			}
 			const userId = ctx.meta.user!.id;
 			await ctx.call("users.get", { id: userId }); // 404 when the account is gone
-			const priced = await this.priceOrder(ctx, await this.requestedItems(ctx));
-
 			const now = new Date();
+			const priced = await this.priceOrder(ctx, await this.requestedItems(ctx), now);
+
 			let order: OrderDoc;
 			try {
 				order = (await this.adapter.insert({
@@ -222,12 +230,12 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			return items;
 		},
 
-		async priceOrder(ctx: ShopContext, items: ItemRequest[]) {
-			const products = await ctx.call<CatalogProduct[], { ids: string[] }>("products.getMany", { ids: items.map(item => item.productId) });
-			const priced = priceLines(items, products);
-			if (priced.missing.length) throw notFound("Product", priced.missing.join(","));
-			if (priced.mixedCurrencies) throw unprocessable("All products of one order must have the same currency", "MIXED_CURRENCIES");
-			return { items: priced.items, total: priced.total, currency: priced.currency };
+		/** The quote of the order's lines at the moment it is placed. */
+		async priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[], at: Date) {
+			const { country, discountCode } = ctx.params;
+			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, country, discountCode, at });
+			if (missing.length) throw notFound("Product", missing.join(","));
+			return quote;
 		},
 
 		/**

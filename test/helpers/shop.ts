@@ -11,9 +11,10 @@ import ApiService from "../../services/api.service";
 import CartsService from "../../services/carts.service";
 import OrdersService from "../../services/orders.service";
 import ProductsService from "../../services/products.service";
+import PricingService from "../../services/pricing.service";
 import UsersService from "../../services/users.service";
 
-export const ALL_SERVICES: ServiceSchema<any, any>[] = [UsersService, ProductsService, CartsService, OrdersService, ApiService];
+export const ALL_SERVICES: ServiceSchema<any, any>[] = [UsersService, ProductsService, PricingService, CartsService, OrdersService, ApiService];
 
 let brokers = 0;
 

@@ -34,13 +34,15 @@ describe("purchase flow", () => {
 		await shop.request("PUT", `/api/v1/cart/items/${bottle.id}`, { token, body: { quantity: 1 } });
 		const cart = await shop.request("PUT", `/api/v1/cart/items/${mug.id}`, { token, body: { quantity: 3 } });
 		expect(cart.status).toBe(200);
-		expect(cart.body.total).toBe(bottle.price + 3 * mug.price);
+		const subtotal = bottle.price + 3 * mug.price;
+		// Shipping to the default country (US: 4.99, no tax) below the free-shipping threshold.
+		expect(cart.body).toMatchObject({ subtotal, discount: 0, shipping: 499, tax: 0, total: subtotal + 499, country: "US" });
 		expect(cart.body.items).toHaveLength(2);
 
 		const order = await shop.request("POST", "/api/v1/orders", { token, body: { fromCart: true } });
 		expect(order.status).toBe(201);
 		expect(order.headers.get("location")).toBe(`/api/v1/orders/${order.body.id}`);
-		expect(order.body).toMatchObject({ userId: registered.body.user.id, total: bottle.price + 3 * mug.price, currency: "USD", status: "reserved" });
+		expect(order.body).toMatchObject({ userId: registered.body.user.id, subtotal, shipping: 499, total: subtotal + 499, currency: "USD", status: "reserved" });
 		expect(order.body.items).toEqual(expect.arrayContaining([
 			{ productId: mug.id, sku: mug.sku, name: mug.name, unitPrice: mug.price, quantity: 3, lineTotal: 3 * mug.price },
 		]));
@@ -64,7 +66,28 @@ describe("purchase flow", () => {
 		const ok = await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: sticker.id, quantity: 1 }, { productId: sticker.id, quantity: 1 }] } });
 		expect(ok.status).toBe(201);
 		expect(ok.body.items).toEqual([expect.objectContaining({ quantity: 2, unitPrice: sticker.price, lineTotal: 2 * sticker.price })]);
-		expect(ok.body.total).toBe(2 * sticker.price);
+		expect(ok.body.subtotal).toBe(2 * sticker.price);
+	});
+
+	it("quotes the cart for a country and discount code, and the order keeps that quote", async () => {
+		const { token } = await shop.signUp();
+		const hoodie = (await shop.request("GET", "/api/v1/products?q=hoodie")).body.rows[0];
+		await shop.request("PUT", `/api/v1/cart/items/${hoodie.id}`, { token, body: { quantity: 1 } });
+		const cart = await shop.request("GET", "/api/v1/cart?country=de&discountCode=welcome10", { token });
+		expect(cart.status).toBe(200);
+		const discount = Math.floor((hoodie.price * 10 + 50) / 100);
+		const tax = Math.floor(((hoodie.price - discount + 799) * 1900 * 2 + 10_000) / 20_000);
+		expect(cart.body).toMatchObject({ subtotal: hoodie.price, discount, discountCode: "WELCOME10", shipping: 799, tax, country: "DE" });
+
+		const order = await shop.request("POST", "/api/v1/orders", { token, body: { fromCart: true, country: "DE", discountCode: "WELCOME10" } });
+		expect(order.status).toBe(201);
+		expect(order.body).toMatchObject({ subtotal: cart.body.subtotal, discount, shipping: 799, tax, total: cart.body.total, country: "DE", discountCode: "WELCOME10" });
+
+		const refused = await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: hoodie.id, quantity: 1 }], discountCode: "NOT-A-CODE" } });
+		expect(refused.status).toBe(422);
+		expect(refused.body.type).toBe("UNKNOWN_DISCOUNT_CODE");
+		expect((await shop.request("GET", `/api/v1/products/${hoodie.id}`)).body.stock).toBe(hoodie.stock - 1);
+		expect((await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: hoodie.id, quantity: 1 }], country: "ZZ" } })).status).toBe(422);
 	});
 
 	it("lets users update their name and notification channels", async () => {

@@ -1,6 +1,7 @@
 import type { ServiceBroker } from "moleculer";
 import CartsService from "../../services/carts.service";
 import OrdersService from "../../services/orders.service";
+import PricingService from "../../services/pricing.service";
 import ProductsService from "../../services/products.service";
 import UsersService from "../../services/users.service";
 import { startBroker } from "../helpers/shop";
@@ -13,7 +14,7 @@ const as = (u: { id: string; role: string }, meta: object = {}) => ({ meta: { us
 const stockOf = async (id: string) => (await (broker.getLocalService("products") as any).adapter.findById(id)).stock;
 
 beforeAll(async () => {
-	broker = await startBroker([UsersService, ProductsService, CartsService, OrdersService]);
+	broker = await startBroker([UsersService, ProductsService, PricingService, CartsService, OrdersService]);
 	products = (await broker.call<any, any>("products.list", { sort: "price" })).rows;
 	user = (await broker.call<any, any>("users.register", { name: "Buyer", email: "buyer@test.io", password: "password123" })).user;
 });
@@ -23,7 +24,7 @@ describe("orders.create", () => {
 	it("stores priced lines and the total, and takes the stock", async () => {
 		const [a, b] = products;
 		const order = await broker.call<any, any>("orders.create", { items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }] }, as(user));
-		expect(order).toMatchObject({ userId: user.id, status: "reserved", total: 2 * a.price + b.price, currency: "USD" });
+		expect(order).toMatchObject({ userId: user.id, status: "reserved", subtotal: 2 * a.price + b.price, total: 2 * a.price + b.price + 499, currency: "USD", country: "US" });
 		expect(order.items[0]).toEqual({ productId: a.id, sku: a.sku, name: a.name, unitPrice: a.price, quantity: 2, lineTotal: 2 * a.price });
 		expect(await stockOf(a.id)).toBe(a.stock - 2);
 	});

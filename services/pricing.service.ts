@@ -1,0 +1,49 @@
+/**
+ * pricing: quotes carts and orders.
+ *
+ * Stateless, so any number of replicas may run. Every line is priced from the
+ * catalog (`products.getMany`); discount codes, shipping and tax follow the
+ * rules in the configuration (lib/config.ts, lib/quote.ts), in integer cents.
+ * The same request at the same moment gives the same quote on every replica.
+ */
+import type { ServiceSchema } from "moleculer";
+import { config } from "../lib/config";
+import { unprocessable } from "../lib/errors";
+import { itemsParam, quoteOptionParams } from "../lib/params";
+import { mergeItems, priceLines, type CatalogProduct } from "../lib/pricing";
+import { quote, QuoteError, type PricingQuote, type QuoteParams } from "../lib/quote";
+import type { ShopContext } from "../lib/types";
+
+const PricingService: ServiceSchema = {
+	name: "pricing",
+
+	actions: {
+		/** Price `items` for delivery to `country` with an optional discount code. */
+		quote: {
+			visibility: "public",
+			params: {
+				$$strict: true,
+				items: { ...itemsParam, min: 0 },
+				...quoteOptionParams,
+				at: { type: "date", convert: true, optional: true },
+			},
+			async handler(ctx: ShopContext<QuoteParams>): Promise<PricingQuote> {
+				const items = mergeItems(ctx.params.items);
+				const products = items.length
+					? await ctx.call<CatalogProduct[], { ids: string[] }>("products.getMany", { ids: items.map(item => item.productId) })
+					: [];
+				const priced = priceLines(items, products);
+				if (priced.mixedCurrencies) throw unprocessable("All products of one order must have the same currency", "MIXED_CURRENCIES");
+				const options = { country: ctx.params.country ?? config.defaultCountry, discountCode: ctx.params.discountCode, at: ctx.params.at ?? new Date() };
+				try {
+					return { ...quote(priced.items, priced.currency, options, config.pricing), missing: priced.missing };
+				} catch (err) {
+					if (err instanceof QuoteError) throw unprocessable(err.message, err.type);
+					throw err;
+				}
+			},
+		},
+	},
+};
+
+export default PricingService;
