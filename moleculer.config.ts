@@ -1,24 +1,70 @@
 /**
  * Broker options for every moleshop node (moleculer-runner loads this file).
  * Environment values come from lib/config.ts, the one place that reads them.
+ *
+ * Resilience comes from Moleculer itself, configured on purpose:
+ * - requestTimeout: a call to a dead or stuck node fails after 5 s (the gateway answers 504),
+ *   instead of waiting for the node to be declared gone.
+ * - retryPolicy: retryable errors only (timeouts, a node that left or is stopping, a full queue),
+ *   with backoff, each retry balanced to a node again. Actions that must not run twice
+ *   (checkout, sign-up, creating and deleting products) turn it off on the action.
+ * - circuitBreaker: per endpoint (node + action); half of at least 5 calls failing within
+ *   10 s opens it, one trial call after 5 s. Timeouts count too: Timeout runs before
+ *   CircuitBreaker in the middleware list below (Moleculer's default order hides them, moleculer#1202).
+ * - bulkhead: set on the actions that call slow dependencies (password hashing), see users.
+ * - heartbeats every 2 s, a silent node is dropped after 6 s.
+ * - tracking: a stopping node first announces it has no services, then finishes its in-flight
+ *   requests (up to 10 s) before it leaves; requests that still reach it are refused with a
+ *   retryable error, which the callers retry elsewhere.
+ * - registry: RoundRobin over the available endpoints, preferring the local node.
  */
 import type { BrokerOptions } from "moleculer";
 import { config } from "./lib/config";
+import { CircuitLogger } from "./lib/circuit-logger";
+import { HealthEndpoint } from "./lib/health-endpoint";
+import { replCommands } from "./lib/repl-commands";
+
+/** NATS when TRANSPORTER is a NATS URL; otherwise Moleculer's built-in TCP transporter, discovering nodes on this host only. */
+function transporter(): BrokerOptions["transporter"] {
+	if (!config.transporter) return null;
+	if (config.transporter === "TCP") {
+		return { type: "TCP", options: { udpMulticast: "239.0.0.0", udpBindAddress: "127.0.0.1", useHostname: false } };
+	}
+	return { type: "NATS", options: { url: config.transporter, maxReconnectAttempts: -1, reconnectTimeWait: 1000 } };
+}
 
 const brokerConfig: BrokerOptions = {
-	namespace: "moleshop",
+	namespace: config.namespace,
+	transporter: transporter(),
 	logger: {
 		type: "Console",
 		options: { level: config.logLevel, formatter: "short", colors: !config.isProduction, moduleColors: false },
 	},
-	// Caches reads (product pages, token lookups); moleculer-db cleans it when entities change.
+	// Caches reads (product pages, account lookups); moleculer-db cleans it when entities change.
 	cacher: "Memory",
 	// fastest-validator checks every action's params before its handler runs.
 	validator: true,
-	requestTimeout: 10_000,
-	// Lets a stopping node finish the requests it is serving.
+
+	requestTimeout: 5_000,
+	retryPolicy: { enabled: true, retries: 5, delay: 100, maxDelay: 1_000, factor: 2, check: (err: any) => !!err?.retryable },
+	circuitBreaker: { enabled: true, threshold: 0.5, minRequestCount: 5, windowTime: 10, halfOpenTime: 5_000, check: (err: any) => err?.code >= 500 },
+	bulkhead: { enabled: false, concurrency: 10, maxQueueSize: 100 },
+	heartbeatInterval: 2,
+	heartbeatTimeout: 6,
 	tracking: { enabled: true, shutdownTimeout: 10_000 },
-	metrics: { enabled: false },
+	registry: { strategy: "RoundRobin", preferLocal: true, stopDelay: 500 },
+
+	// Moleculer's internal middlewares, in its own order except Timeout before CircuitBreaker.
+	internalMiddlewares: false,
+	middlewares: [
+		CircuitLogger,
+		HealthEndpoint(config.healthPort),
+		"ActionHook", "Validator", "Bulkhead", "Cacher", "ContextTracker", "Timeout", "CircuitBreaker",
+		"Retry", "Fallback", "ErrorHandler", "Tracing", "Metrics", "Debounce", "Throttle",
+	],
+
+	replOptions: { customCommands: replCommands },
+	metrics: { enabled: true },
 	tracing: { enabled: false },
 };
 

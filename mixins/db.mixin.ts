@@ -74,6 +74,33 @@ function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.M
  */
 const { actions: _genericActions, ...DbServiceCore } = DbService as unknown as ServiceSchema<any>;
 
+/** How long a stateful node on the embedded store listens for another instance of its service. */
+const PEER_WAIT_MS = 2_000;
+
+/**
+ * On the embedded store each node has its own files, so a second instance of a
+ * stateful service would silently split its data. Such a node refuses to start,
+ * before it opens any store file. With MongoDB, instances share the data.
+ */
+const SoleInstanceOnEmbeddedStore: Partial<ServiceSchema<any>> = {
+	async started(this: any) {
+		if (config.mongoUri || !this.broker.transit) return;
+		const deadline = Date.now() + PEER_WAIT_MS;
+		for (;;) {
+			const other = (this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[])
+				.find(service => service.name === this.name && service.nodeID !== this.broker.nodeID);
+			if (other) {
+				throw new Error(
+					`Refusing to start '${this.name}': node '${other.nodeID}' already runs it. On the embedded store (NeDB files) ` +
+					"a second instance would split its data; scaling stateful services needs MONGO_URI (MongoDB shared by all instances).",
+				);
+			}
+			if (Date.now() > deadline) return;
+			await new Promise(resolve => setTimeout(resolve, 100));
+		}
+	},
+};
+
 /** The string form of an ObjectId, exactly as the store answers it (lowercase). */
 const OBJECT_ID = /^[0-9a-f]{24}$/;
 
@@ -86,7 +113,8 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 	const mongo = !!config.mongoUri;
 
 	const schema: Partial<ServiceSchema<any>> = {
-		mixins: [DbServiceCore],
+		// Of several mixins, the last one's `started` runs first: the check comes before the store opens.
+		mixins: [DbServiceCore, SoleInstanceOnEmbeddedStore],
 		adapter,
 		settings: { idField: "id" },
 		methods: {

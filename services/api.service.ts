@@ -31,6 +31,13 @@ const SERVER_ERRORS: Record<number, { name: string; message: string; type: strin
 	504: { name: "GatewayTimeoutError", message: "The request timed out. Please try again.", type: "TIMEOUT" },
 };
 
+/**
+ * Moleculer errors that mean "no node can take this call now" — none available,
+ * every circuit open, the queue full, the node left mid-call — all answered 503.
+ * A timeout (REQUEST_TIMEOUT, 504) stays 504.
+ */
+const UNAVAILABLE = new Set(["SERVICE_NOT_AVAILABLE", "SERVICE_NOT_FOUND", "QUEUE_FULL", "REQUEST_REJECTED"]);
+
 type Req = IncomingMessage & { $action?: { auth?: Access }; $ctx?: ShopContext };
 
 /** REST contract v1: `METHOD path` → action. */
@@ -155,13 +162,18 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 
 		/** Every error response is built here. */
 		onError(this: any, req: Req, res: ServerResponse, err: any) {
-			const code = Number.isInteger(err?.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
+			const code = UNAVAILABLE.has(err?.type) ? 503 : Number.isInteger(err?.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
 			const body = code < 500
 				? { name: err.name, message: err.message, code, type: err.type, data: this.publicErrorData(err) }
 				: { code, ...(SERVER_ERRORS[code] ?? SERVER_ERRORS[500]) };
 			if (code === 503) res.setHeader("Retry-After", "1");
 			sendJson(res, code, body);
 		},
+	},
+
+	actions: {
+		// moleculer-web's HTTP handler: never re-run (the request body is already read). The calls it makes are retried by their own policies.
+		rest: { retryPolicy: { enabled: false } },
 	},
 
 	methods: {
@@ -188,7 +200,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 
 		/** Log real failures (not client errors), then answer through `onError`. */
 		errorHandler(req: Req, res: ServerResponse, err: any) {
-			if (err?.code === 503) this.logger.warn(`${req.method} ${req.url}: ${err.message}`);
+			if (err?.code === 503 || UNAVAILABLE.has(err?.type) || err?.code === 504) this.logger.warn(`${req.method} ${req.url}: ${err.message}`);
 			else if (!(err?.code >= 400 && err.code < 500)) this.logger.error("Request failed:", req.method, req.url, err);
 			this.sendError(req, res, err);
 		},

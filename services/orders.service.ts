@@ -25,7 +25,7 @@ import type { ItemRequest, ShopContext } from "../lib/types";
 export const PENDING_TIMEOUT_MS = 60_000;
 const SWEEP_INTERVAL_MS = 30_000;
 /** How long a repeat waits for the first request with its key (below the broker's requestTimeout). */
-const IDEMPOTENCY_WAIT_MS = 8_000;
+const IDEMPOTENCY_WAIT_MS = 4_000;
 const IDEMPOTENCY_POLL_MS = 50;
 
 /** `pending` and `abandoned` are steps inside a checkout: users never see them. */
@@ -109,6 +109,8 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 		/** Check out `items`, or the cart with `fromCart: true`. Answers 201 with the order. */
 		create: {
 			auth: "user",
+			// Never re-run blindly: a repeat is safe only through the Idempotency-Key.
+			retryPolicy: { enabled: false },
 			params: {
 				$$strict: true,
 				items: { ...itemsParam, optional: true },
@@ -127,6 +129,25 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				ctx.meta.$statusCode = 201;
 				ctx.meta.$location = `/api/v1/orders/${order.id}`;
 				return order;
+			},
+		},
+
+		/** Counts and revenue over all placed orders (for the REPL's shop summary). */
+		summary: {
+			visibility: "public",
+			params: { $$strict: true },
+			async handler() {
+				const orders = (await this.adapter.find({ query: { status: { $nin: IN_CHECKOUT } } })) as OrderDoc[];
+				const byStatus: Record<string, number> = {};
+				const revenue: Record<string, number> = {};
+				const count: Record<string, number> = {};
+				for (const order of orders) {
+					byStatus[order.status] = (byStatus[order.status] ?? 0) + 1;
+					revenue[order.currency] = (revenue[order.currency] ?? 0) + order.total;
+					count[order.currency] = (count[order.currency] ?? 0) + 1;
+				}
+				const averageOrder = Object.fromEntries(Object.entries(revenue).map(([currency, cents]) => [currency, Math.round(cents / count[currency])]));
+				return { orders: orders.length, byStatus, revenue, averageOrder };
 			},
 		},
 

@@ -11,6 +11,7 @@
 import type { ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
+import { config } from "../lib/config";
 import { conflict, notFound } from "../lib/errors";
 import { idParam, itemsParam, pageParams } from "../lib/params";
 import { mergeItems } from "../lib/pricing";
@@ -147,9 +148,21 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 			},
 		},
 
+		/** Products whose stock is at or below `threshold` (LOW_STOCK_THRESHOLD by default), lowest first. */
+		lowStock: {
+			visibility: "public",
+			params: { $$strict: true, threshold: { type: "number", integer: true, min: 0, max: MAX_STOCK, convert: true, optional: true } },
+			async handler(ctx: ShopContext<{ threshold?: number }>) {
+				const threshold = ctx.params.threshold ?? config.lowStockThreshold;
+				const docs = await this.adapter.find({ query: { stock: { $lte: threshold } }, sort: ["stock"], limit: 100 } as object);
+				return this.transformDocuments(ctx, {}, docs);
+			},
+		},
+
 		/** Add a product (admins). */
 		create: {
 			auth: "admin",
+			retryPolicy: { enabled: false },
 			params: {
 				$$strict: true,
 				...fieldRules,
@@ -180,6 +193,7 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 		/** Delete a product (admins). Orders keep their own copy of the lines. */
 		remove: {
 			auth: "admin",
+			retryPolicy: { enabled: false },
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
 				const doc = await this.findEntity(ctx.params.id);

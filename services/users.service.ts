@@ -14,6 +14,15 @@ import { idParam, pageParams } from "../lib/params";
 import type { AuthUser, Role, ShopContext } from "../lib/types";
 
 const DEV_JWT_SECRET = "moleshop-development-secret";
+/** argon2id with OWASP's recommended minimum: 19 MiB, 2 iterations, 1 lane. */
+const HASH_OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
+/**
+ * Hashing is the slow dependency of sign-up and login: a node hashes at most
+ * four passwords at once and queues 100 more (past that the gateway answers
+ * 503); time in the queue counts, so these actions get a longer timeout.
+ */
+const HASHING_BULKHEAD = { enabled: true, concurrency: 4, maxQueueSize: 100 };
+const HASHING_TIMEOUT_MS = 15_000;
 const CHANNELS = ["email", "sms", "push"];
 
 interface UsersMethods extends DbMethods {
@@ -56,6 +65,9 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 		/** Create a customer account and sign it in. */
 		register: {
 			auth: "public",
+			retryPolicy: { enabled: false },
+			bulkhead: HASHING_BULKHEAD,
+			timeout: HASHING_TIMEOUT_MS,
 			params: { $$strict: true, name: nameParam, email: emailParam, password: passwordParam },
 			async handler(ctx: ShopContext<{ name: string; email: string; password: string }>) {
 				const { name, email, password } = ctx.params;
@@ -63,7 +75,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 				const doc = {
 					name,
 					email,
-					passwordHash: await argon2.hash(password, { type: argon2.argon2id }),
+					passwordHash: await argon2.hash(password, HASH_OPTIONS),
 					role: "customer",
 					preferences: { channels: ["email"] },
 					createdAt: now,
@@ -87,6 +99,8 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 		/** Exchange email and password for a token. Wrong email and wrong password look the same. */
 		login: {
 			auth: "public",
+			bulkhead: HASHING_BULKHEAD,
+			timeout: HASHING_TIMEOUT_MS,
 			params: { $$strict: true, email: { type: "string", max: 254, trim: true, lowercase: true }, password: { type: "string", max: 128 } },
 			async handler(ctx: ShopContext<{ email: string; password: string }>) {
 				const doc = (await this.adapter.findOne({ email: ctx.params.email })) as any;
@@ -197,7 +211,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 		async ensureAdmin() {
 			const { adminEmail, adminPassword } = config;
 			if (!adminEmail || !adminPassword) return;
-			const passwordHash = await argon2.hash(adminPassword, { type: argon2.argon2id });
+			const passwordHash = await argon2.hash(adminPassword, HASH_OPTIONS);
 			const now = new Date();
 			const existing = await this.adapter.findOne({ email: adminEmail });
 			if (existing) {
@@ -228,7 +242,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 	},
 
 	async started() {
-		this.dummyHash = await argon2.hash("not-a-real-password", { type: argon2.argon2id });
+		this.dummyHash = await argon2.hash("not-a-real-password", HASH_OPTIONS);
 		await this.ensureAdmin();
 	},
 };

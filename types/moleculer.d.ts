@@ -6,6 +6,8 @@ declare module "moleculer" {
 	interface ActionSchema {
 		/** Gateway access level; the gateway treats an action without one as admin-only. */
 		auth?: Access;
+		/** Per-action request timeout in ms (Moleculer's Timeout middleware reads it). */
+		timeout?: number;
 	}
 
 	interface ServiceSchema {

@@ -1,13 +1,12 @@
 /**
  * Real moleshop nodes as separate OS processes, started the way `npm start`
- * starts them (tsx + moleculer-runner), for tests that need processes.
+ * starts them (moleculer-runner on the build in dist/), for tests that need processes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 
 const ROOT = path.resolve(__dirname, "../..");
-const TSX_CLI = require.resolve("tsx/cli");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js"); // the package exports do not list it
 
 /** A TCP port that was free a moment ago. */
@@ -47,11 +46,17 @@ export interface NodeProcess {
 	stop(): Promise<number | null>;
 }
 
-/** Start a node with all services (or `SERVICES`), in development mode unless `env` says otherwise. */
-export function startNode(env: Record<string, string>): NodeProcess {
-	const child = spawn(process.execPath, [TSX_CLI, "--disable-warning=DEP0174", RUNNER, "--config", "moleculer.config.ts", "--mask", "**/*.service.ts", "services"], {
+/**
+ * Start a node from the build (`npm test` builds first) the way `npm run broker` does:
+ * all services, or those in `SERVICES`; development mode and its own namespace unless `env` says otherwise.
+ */
+export function startNode(env: Record<string, string>, args: string[] = []): NodeProcess {
+	const child = spawn(process.execPath, ["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js"), ...args], {
 		cwd: ROOT,
-		env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "development", LOG_LEVEL: "warn", ...env },
+		env: {
+			PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "development", LOG_LEVEL: "warn",
+			NAMESPACE: `test-${process.pid}`, SERVICEDIR: path.join(ROOT, "dist/services"), ...env,
+		},
 		stdio: ["ignore", "pipe", "pipe"],
 	});
 	let output = "";

@@ -1,0 +1,71 @@
+/**
+ * moleshop's own REPL commands (moleculer-repl `customCommands`). They run in
+ * whatever node hosts the REPL and reach the shop through actions, so they
+ * work from a REPL node attached to a live cluster.
+ */
+import type { ServiceBroker } from "moleculer";
+
+/** What moleculer-repl passes to an action: declared options, and positionals by name. */
+type ReplArgs = any;
+
+const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
+
+async function shopSummary(broker: ServiceBroker, args: ReplArgs) {
+	const threshold = args.options.threshold === undefined ? undefined : Number(args.options.threshold);
+	const [orders, lowStock] = await Promise.all([
+		broker.call<any>("orders.summary"),
+		broker.call<any[], object>("products.lowStock", threshold === undefined ? {} : { threshold }),
+	]);
+	console.log(`Orders: ${orders.orders} (${Object.entries(orders.byStatus).map(([status, n]) => `${status} ${n}`).join(", ") || "none"})`);
+	const revenue = Object.entries(orders.revenue as Record<string, number>).map(([currency, cents]) => money(cents, currency));
+	console.log(`Revenue: ${revenue.join(", ") || "0.00"}`);
+	console.log(`Average order: ${Object.entries(orders.averageOrder as Record<string, number>).map(([c, cents]) => money(cents, c)).join(", ") || "-"}`);
+	if (lowStock.length === 0) console.log("Low stock: none");
+	else console.table(lowStock.map(p => ({ sku: p.sku, name: p.name, stock: p.stock })));
+}
+
+async function stockLookup(broker: ServiceBroker, args: ReplArgs) {
+	const key = String(args.product);
+	const product = await broker.call<any, object>("products.get", { id: key }).catch(async () => {
+		const { rows } = await broker.call<any, object>("products.list", { q: key, pageSize: 100 });
+		return rows.find((p: any) => p.sku === key.toUpperCase()) ?? rows[0];
+	});
+	if (!product) return console.log(`No product matches '${key}'.`);
+	console.table([{ id: product.id, sku: product.sku, name: product.name, price: money(product.price, product.currency), stock: product.stock }]);
+}
+
+async function clusterHealth(broker: ServiceBroker) {
+	const nodes = await broker.call<any[], object>("$node.list", { onlyAvailable: false });
+	console.table(nodes.map(node => ({
+		node: node.id + (node.local ? " (this REPL)" : ""),
+		available: node.available,
+		services: (broker.registry.getServiceList({ onlyAvailable: false, skipInternal: true, withActions: false }) as any[])
+			.filter(s => s.nodeID === node.id).map(s => s.name).join(", "),
+		cpu: node.cpu == null ? "-" : `${node.cpu}%`,
+	})));
+	const actions = broker.registry.getActionList({ withEndpoints: true, skipInternal: true }) as any[];
+	const open = actions.flatMap(action => (action.endpoints ?? []).filter((ep: any) => ep.state === false).map((ep: any) => `${action.name} on ${ep.nodeID}`));
+	const unserved = actions.filter(action => !action.available).map(action => action.name);
+	console.log(open.length ? `Open circuits: ${open.join(", ")}` : "Open circuits: none");
+	console.log(unserved.length ? `Actions with no available node: ${unserved.join(", ")}` : "Every action has an available node.");
+}
+
+/** Passed to the broker as `replOptions.customCommands`. */
+export const replCommands = [
+	{
+		command: "shop",
+		description: "Shop summary: orders, revenue and products low on stock",
+		options: [{ option: "-t, --threshold <n>", description: "Low-stock threshold (default: LOW_STOCK_THRESHOLD)" }],
+		action: shopSummary,
+	},
+	{
+		command: "stock <product>",
+		description: "Look up a product and its stock by id or SKU",
+		action: stockLookup,
+	},
+	{
+		command: "health",
+		description: "Cluster health: nodes, their services, open circuits",
+		action: clusterHealth,
+	},
+];

@@ -1,0 +1,117 @@
+/**
+ * `npm run cluster`: a local multi-process moleshop cluster with the topology
+ * of docker-compose.yml — a NATS server, one broker process per service and
+ * two replicas of the stateless pricing service — with every log line
+ * prefixed by its node. Ctrl-C or SIGTERM stops every child, then NATS.
+ *
+ * With TRANSPORTER set, the nodes use that NATS and none is started here.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import readline from "node:readline";
+import { config } from "../lib/config";
+
+/** One entry per process: its label and the services it runs (SERVICES). */
+export const TOPOLOGY: Array<{ label: string; services: string }> = [
+	{ label: "users", services: "users" },
+	{ label: "products", services: "products" },
+	{ label: "carts", services: "carts" },
+	{ label: "orders", services: "orders" },
+	{ label: "pricing-1", services: "pricing" },
+	{ label: "pricing-2", services: "pricing" },
+	{ label: "api", services: "api" },
+];
+
+const ROOT = path.resolve(__dirname, "../..");
+const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
+const NATS_PORT = 4222;
+const STOP_TIMEOUT_MS = 20_000;
+
+const children: Array<{ label: string; child: ChildProcess }> = [];
+let stopping = false;
+
+function prefixed(label: string, stream: NodeJS.ReadableStream, out: NodeJS.WriteStream) {
+	const width = Math.max(...TOPOLOGY.map(t => t.label.length), 4);
+	readline.createInterface({ input: stream }).on("line", line => out.write(`${label.padEnd(width)} | ${line}\n`));
+}
+
+function start(label: string, command: string, args: string[], env: NodeJS.ProcessEnv) {
+	const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+	prefixed(label, child.stdout!, process.stdout);
+	prefixed(label, child.stderr!, process.stderr);
+	child.on("exit", (code, signal) => {
+		if (!stopping) console.error(`cluster | ${label} exited (${signal ?? `code ${code}`})`);
+	});
+	children.push({ label, child });
+	return child;
+}
+
+function portOpen(port: number): Promise<boolean> {
+	return new Promise(resolve => {
+		const socket = net.connect(port, "127.0.0.1");
+		socket.once("connect", () => socket.end(() => resolve(true)));
+		socket.once("error", () => resolve(false));
+	});
+}
+
+async function startNats(): Promise<string> {
+	if (spawnSync("nats-server", ["--version"]).error) {
+		console.error("cluster | nats-server was not found on PATH. Install it (Debian/Ubuntu: sudo apt-get install nats-server;");
+		console.error("cluster | macOS: brew install nats-server) or point the cluster at a NATS server with TRANSPORTER=nats://host:4222.");
+		process.exit(1);
+	}
+	if (await portOpen(NATS_PORT)) {
+		console.error(`cluster | Port ${NATS_PORT} is taken. Stop what uses it, or set TRANSPORTER=nats://127.0.0.1:${NATS_PORT} to use that NATS.`);
+		process.exit(1);
+	}
+	const storeDir = path.join(config.dataDir, "jetstream");
+	fs.mkdirSync(storeDir, { recursive: true });
+	start("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(NATS_PORT), "-js", "-sd", storeDir], process.env);
+	const deadline = Date.now() + 10_000;
+	while (!(await portOpen(NATS_PORT))) {
+		if (Date.now() > deadline) throw new Error("nats-server did not open its port within 10 s");
+		await new Promise(resolve => setTimeout(resolve, 100));
+	}
+	return `nats://127.0.0.1:${NATS_PORT}`;
+}
+
+/** Stop every node (SIGTERM, so each finishes its requests), then NATS; SIGKILL what hangs. */
+async function stopAll(exitCode: number) {
+	if (stopping) return;
+	stopping = true;
+	console.log("cluster | stopping every node…");
+	const alive = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+	const exited = (c: ChildProcess) => (alive(c) ? new Promise(resolve => c.once("exit", resolve)) : Promise.resolve());
+	const stopGroup = async (group: typeof children) => {
+		group.forEach(({ child }) => alive(child) && child.kill("SIGTERM"));
+		const timer = setTimeout(() => group.forEach(({ child }) => alive(child) && child.kill("SIGKILL")), STOP_TIMEOUT_MS);
+		await Promise.all(group.map(({ child }) => exited(child)));
+		clearTimeout(timer);
+	};
+	await stopGroup(children.filter(c => c.label !== "nats"));
+	await stopGroup(children.filter(c => c.label === "nats"));
+	console.log("cluster | stopped.");
+	process.exit(exitCode);
+}
+
+async function main() {
+	process.on("SIGINT", () => void stopAll(0));
+	process.on("SIGTERM", () => void stopAll(0));
+	const transporter = config.transporter?.startsWith("nats://") ? config.transporter : await startNats();
+	console.log(`cluster | nodes talk over ${transporter}; the gateway listens on http://localhost:${config.port}`);
+	for (const { label, services } of TOPOLOGY) {
+		start(label, process.execPath, ["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js")], {
+			...process.env,
+			SERVICEDIR: path.join(ROOT, "dist/services"),
+			SERVICES: services,
+			TRANSPORTER: transporter,
+		});
+	}
+}
+
+main().catch(err => {
+	console.error(`cluster | ${err.message}`);
+	void stopAll(1);
+});
