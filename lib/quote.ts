@@ -50,8 +50,6 @@ export interface QuoteParams {
 	items: ItemRequest[];
 	country?: string;
 	discountCode?: string;
-	/** The moment the quote is for (discount validity); now by default. */
-	at?: Date;
 }
 
 /** What `pricing.quote` answers: a quote, and the requested products the catalog does not have (left out of it). */

@@ -41,7 +41,6 @@ async function clusterHealth(broker: ServiceBroker) {
 		available: node.available,
 		services: (broker.registry.getServiceList({ onlyAvailable: false, skipInternal: true, withActions: false }) as any[])
 			.filter(s => s.nodeID === node.id).map(s => s.name).join(", "),
-		cpu: node.cpu == null ? "-" : `${node.cpu}%`,
 	})));
 	const actions = broker.registry.getActionList({ withEndpoints: true, skipInternal: true }) as any[];
 	const open = actions.flatMap(action => (action.endpoints ?? []).filter((ep: any) => ep.state === false).map((ep: any) => `${action.name} on ${ep.nodeID}`));

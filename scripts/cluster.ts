@@ -38,7 +38,8 @@ function prefixed(label: string, stream: NodeJS.ReadableStream, out: NodeJS.Writ
 }
 
 function start(label: string, command: string, args: string[], env: NodeJS.ProcessEnv) {
-	const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+	// Own process group: Ctrl-C reaches only this script, which stops the nodes before NATS.
+	const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
 	prefixed(label, child.stdout!, process.stdout);
 	prefixed(label, child.stderr!, process.stderr);
 	child.on("exit", (code, signal) => {
@@ -66,9 +67,8 @@ async function startNats(): Promise<string> {
 		console.error(`cluster | Port ${NATS_PORT} is taken. Stop what uses it, or set TRANSPORTER=nats://127.0.0.1:${NATS_PORT} to use that NATS.`);
 		process.exit(1);
 	}
-	const storeDir = path.join(config.dataDir, "jetstream");
-	fs.mkdirSync(storeDir, { recursive: true });
-	start("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(NATS_PORT), "-js", "-sd", storeDir], process.env);
+	fs.mkdirSync(config.dataDir, { recursive: true });
+	start("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(NATS_PORT), "-js", "-sd", config.dataDir], process.env);
 	const deadline = Date.now() + 10_000;
 	while (!(await portOpen(NATS_PORT))) {
 		if (Date.now() > deadline) throw new Error("nats-server did not open its port within 10 s");
@@ -99,6 +99,8 @@ async function stopAll(exitCode: number) {
 async function main() {
 	process.on("SIGINT", () => void stopAll(0));
 	process.on("SIGTERM", () => void stopAll(0));
+	// Should this script die some other way, take the children with it.
+	process.on("exit", () => children.forEach(({ child }) => child.exitCode === null && child.kill("SIGKILL")));
 	const transporter = config.transporter?.startsWith("nats://") ? config.transporter : await startNats();
 	console.log(`cluster | nodes talk over ${transporter}; the gateway listens on http://localhost:${config.port}`);
 	for (const { label, services } of TOPOLOGY) {

@@ -59,7 +59,7 @@ interface OrdersMethods extends DbMethods {
 	checkout(ctx: ShopContext<CheckoutParams>, key: string | undefined): Promise<Order>;
 	replay(ctx: ShopContext, key: string, requestHash: string): Promise<Order | null>;
 	requestedItems(ctx: ShopContext<CheckoutParams>): Promise<ItemRequest[]>;
-	priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[], at: Date): Promise<Quote>;
+	priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[]): Promise<Quote>;
 	abandonCheckout(order: OrderDoc): Promise<boolean>;
 	sweepStaleCheckouts(): Promise<number>;
 }
@@ -183,9 +183,8 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			}
 			const userId = ctx.meta.user!.id;
 			await ctx.call("users.get", { id: userId }); // 404 when the account is gone
+			const priced = await this.priceOrder(ctx, await this.requestedItems(ctx));
 			const now = new Date();
-			const priced = await this.priceOrder(ctx, await this.requestedItems(ctx), now);
-
 			let order: OrderDoc;
 			try {
 				order = (await this.adapter.insert({
@@ -251,10 +250,10 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			return items;
 		},
 
-		/** The quote of the order's lines at the moment it is placed. */
-		async priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[], at: Date) {
+		/** The quote of the order's lines as it is placed. */
+		async priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[]) {
 			const { country, discountCode } = ctx.params;
-			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, country, discountCode, at });
+			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, country, discountCode });
 			if (missing.length) throw notFound("Product", missing.join(","));
 			return quote;
 		},

@@ -18,15 +18,10 @@ const PricingService: ServiceSchema = {
 	name: "pricing",
 
 	actions: {
-		/** Price `items` for delivery to `country` with an optional discount code. */
+		/** Price `items` for delivery to `country` with an optional discount code, now. */
 		quote: {
-			visibility: "public",
-			params: {
-				$$strict: true,
-				items: { ...itemsParam, min: 0 },
-				...quoteOptionParams,
-				at: { type: "date", convert: true, optional: true },
-			},
+			auth: "public",
+			params: { $$strict: true, items: { ...itemsParam, min: 0 }, ...quoteOptionParams },
 			async handler(ctx: ShopContext<QuoteParams>): Promise<PricingQuote> {
 				const items = mergeItems(ctx.params.items);
 				const products = items.length
@@ -34,7 +29,7 @@ const PricingService: ServiceSchema = {
 					: [];
 				const priced = priceLines(items, products);
 				if (priced.mixedCurrencies) throw unprocessable("All products of one order must have the same currency", "MIXED_CURRENCIES");
-				const options = { country: ctx.params.country ?? config.defaultCountry, discountCode: ctx.params.discountCode, at: ctx.params.at ?? new Date() };
+				const options = { country: ctx.params.country ?? config.defaultCountry, discountCode: ctx.params.discountCode, at: new Date() };
 				try {
 					return { ...quote(priced.items, priced.currency, options, config.pricing), missing: priced.missing };
 				} catch (err) {

@@ -90,6 +90,14 @@ describe("purchase flow", () => {
 		expect((await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: hoodie.id, quantity: 1 }], country: "ZZ" } })).status).toBe(422);
 	});
 
+	it("quotes items for anyone, before signing in", async () => {
+		const mug = (await shop.request("GET", "/api/v1/products?q=mug")).body.rows[0];
+		const res = await shop.request("POST", "/api/v1/quote", { body: { items: [{ productId: mug.id, quantity: 10 }], country: "GB" } });
+		expect(res.status).toBe(200);
+		expect(res.body).toMatchObject({ subtotal: 10 * mug.price, shipping: 0, country: "GB", missing: [] });
+		expect(res.body.tax).toBe(Math.floor((10 * mug.price * 2000 * 2 + 10_000) / 20_000));
+	});
+
 	it("lets users update their name and notification channels", async () => {
 		const { token } = await shop.signUp("Before");
 		const res = await shop.request("PATCH", "/api/v1/users/me", { token, body: { name: "After", preferences: { channels: ["sms", "push"] }, phone: "+4915112345678" } });
