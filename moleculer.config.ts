@@ -3,14 +3,15 @@
  * Environment values come from lib/config.ts, the one place that reads them.
  *
  * Resilience comes from Moleculer itself, configured on purpose:
- * - requestTimeout: a call to a dead or stuck node fails after 5 s (the gateway answers 504),
- *   instead of waiting for the node to be declared gone.
+ * - requestTimeout: a call to a dead or stuck node fails after 3 s, instead of waiting for the
+ *   node to be declared gone; with the retries below a client waits at most about 12 s for a 504.
  * - retryPolicy: retryable errors only (timeouts, a node that left or is stopping, a full queue),
- *   with backoff, each retry balanced to a node again. Actions that must not run twice
- *   (checkout, sign-up, creating and deleting products) turn it off on the action.
+ *   three times with backoff (0.1, 0.2, 0.4 s), each retry balanced to a node again. Actions that
+ *   must not run twice (checkout, sign-up, creating and deleting products) turn it off on the action.
  * - circuitBreaker: per endpoint (node + action); half of at least 5 calls failing within
- *   10 s opens it, one trial call after 5 s. Timeouts count too: Timeout runs before
- *   CircuitBreaker in the middleware list below (Moleculer's default order hides them, moleculer#1202).
+ *   10 s opens it, one trial call after 5 s. A failure is a 5xx, a timeout (Timeout runs before
+ *   CircuitBreaker in the middleware list below; Moleculer's default order hides them, moleculer#1202),
+ *   or the node itself refusing the call (its own circuit is open, or it is stopping).
  * - bulkhead: set on the actions that call slow dependencies (password hashing), see users.
  * - heartbeats every 2 s, a silent node is dropped after 6 s.
  * - tracking: a stopping node first announces it has no services, then finishes its in-flight
@@ -45,9 +46,12 @@ const brokerConfig: BrokerOptions = {
 	// fastest-validator checks every action's params before its handler runs.
 	validator: true,
 
-	requestTimeout: 5_000,
-	retryPolicy: { enabled: true, retries: 5, delay: 100, maxDelay: 1_000, factor: 2, check: (err: any) => !!err?.retryable },
-	circuitBreaker: { enabled: true, threshold: 0.5, minRequestCount: 5, windowTime: 10, halfOpenTime: 5_000, check: (err: any) => err?.code >= 500 },
+	requestTimeout: 3_000,
+	retryPolicy: { enabled: true, retries: 3, delay: 100, maxDelay: 1_000, factor: 2, check: (err: any) => !!err?.retryable },
+	circuitBreaker: {
+		enabled: true, threshold: 0.5, minRequestCount: 5, windowTime: 10, halfOpenTime: 5_000,
+		check: (err: any) => err?.code >= 500 || err?.type === "SERVICE_NOT_AVAILABLE",
+	},
 	bulkhead: { enabled: false, concurrency: 10, maxQueueSize: 100 },
 	heartbeatInterval: 2,
 	heartbeatTimeout: 6,

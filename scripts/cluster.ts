@@ -12,17 +12,8 @@ import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { config } from "../lib/config";
+import { TOPOLOGY } from "../lib/topology";
 
-/** One entry per process: its label and the services it runs (SERVICES). */
-export const TOPOLOGY: Array<{ label: string; services: string }> = [
-	{ label: "users", services: "users" },
-	{ label: "products", services: "products" },
-	{ label: "carts", services: "carts" },
-	{ label: "orders", services: "orders" },
-	{ label: "pricing-1", services: "pricing" },
-	{ label: "pricing-2", services: "pricing" },
-	{ label: "api", services: "api" },
-];
 
 const ROOT = path.resolve(__dirname, "../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
@@ -46,6 +37,7 @@ function start(label: string, command: string, args: string[], env: NodeJS.Proce
 		if (!stopping) console.error(`cluster | ${label} exited (${signal ?? `code ${code}`})`);
 	});
 	children.push({ label, child });
+	console.log(`cluster | started ${label} (pid ${child.pid})`);
 	return child;
 }
 

@@ -25,7 +25,7 @@ import type { ItemRequest, ShopContext } from "../lib/types";
 export const PENDING_TIMEOUT_MS = 60_000;
 const SWEEP_INTERVAL_MS = 30_000;
 /** How long a repeat waits for the first request with its key (below the broker's requestTimeout). */
-const IDEMPOTENCY_WAIT_MS = 4_000;
+const IDEMPOTENCY_WAIT_MS = 2_500;
 const IDEMPOTENCY_POLL_MS = 50;
 
 /** `pending` and `abandoned` are steps inside a checkout: users never see them. */

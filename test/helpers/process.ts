@@ -53,11 +53,11 @@ export interface NodeProcess {
 export function startNode(env: Record<string, string>, args: string[] = []): NodeProcess {
 	const child = spawn(process.execPath, ["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js"), ...args], {
 		cwd: ROOT,
+		stdio: ["pipe", "pipe", "pipe"],
 		env: {
 			PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "development", LOG_LEVEL: "warn",
 			NAMESPACE: `test-${process.pid}`, SERVICEDIR: path.join(ROOT, "dist/services"), ...env,
 		},
-		stdio: ["ignore", "pipe", "pipe"],
 	});
 	let output = "";
 	child.stdout!.on("data", chunk => (output += chunk));
@@ -76,4 +76,42 @@ export function startNode(env: Record<string, string>, args: string[] = []): Nod
 /** Wait until the gateway on `port` answers /ready with 200. */
 export function waitUntilReady(port: number, timeoutMs = 60_000) {
 	return waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200, timeoutMs, `the gateway on port ${port} to be ready`);
+}
+
+export interface ReplProcess {
+	/** Type a command and resolve with what it printed, once the prompt is back. */
+	command(line: string, timeoutMs?: number): Promise<string>;
+	quit(): Promise<number | null>;
+}
+
+const PROMPT = "mol $ ";
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+
+/**
+ * Start a REPL node the way `npm run repl` does (no services of its own), driven through
+ * pipes: one command at a time, each finished when the prompt is printed again.
+ */
+export async function startRepl(env: Record<string, string>, home: string): Promise<ReplProcess> {
+	const node = startNode({ LOG_LEVEL: "error", NO_COLOR: "1", HOME: home, SERVICEDIR: "", ...env }, ["--repl"]);
+	node.child.stdin?.setDefaultEncoding("utf8");
+	let seen = 0;
+	const untilPrompt = (timeoutMs: number) =>
+		waitFor(async () => {
+			const out = node.output().replace(ANSI, "");
+			return out.length > seen && out.endsWith(PROMPT) ? out : undefined;
+		}, timeoutMs, "the REPL prompt");
+	seen = (await untilPrompt(60_000)).length;
+	return {
+		async command(line, timeoutMs = 30_000) {
+			const before = seen;
+			node.child.stdin!.write(`${line}\n`);
+			const out = await untilPrompt(timeoutMs);
+			seen = out.length;
+			return out.slice(before, out.length - PROMPT.length);
+		},
+		async quit() {
+			node.child.stdin!.write("quit\n");
+			return node.stop();
+		},
+	};
 }

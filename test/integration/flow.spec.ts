@@ -176,6 +176,21 @@ describe("server errors", () => {
 	});
 });
 
+describe("timeouts", () => {
+	it("answer 504 when a service does not answer within the request timeout", async () => {
+		const products = shop.broker.getLocalService("products") as any;
+		const find = products.adapter.find;
+		products.adapter.find = () => new Promise(() => undefined); // a store that never answers
+		try {
+			const res = await shop.request("GET", "/api/v1/products?q=never-answers");
+			expect(res.status).toBe(504);
+			expect(res.body).toMatchObject({ code: 504, type: "TIMEOUT" });
+		} finally {
+			products.adapter.find = find;
+		}
+	}, 30_000);
+});
+
 describe("readiness", () => {
 	it("is 503 while the services it routes to are missing", async () => {
 		const gatewayOnly = await startBroker(ALL_SERVICES.filter(s => s.name === "api"));

@@ -1,0 +1,47 @@
+/** A nats-server of the test's own, on a free port (never 4222). */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import net from "node:net";
+import { freePort, waitFor } from "./process";
+
+/** Whether the nats-server binary is on PATH. */
+export function natsServerInstalled(): boolean {
+	return !spawnSync("nats-server", ["--version"]).error;
+}
+
+export interface NatsServer {
+	url: string;
+	port: number;
+	/** SIGTERM and wait for the exit. */
+	stop(): Promise<void>;
+	/** Start again on the same port. */
+	start(): Promise<void>;
+}
+
+function accepting(port: number): Promise<boolean> {
+	return new Promise(resolve => {
+		const socket = net.connect(port, "127.0.0.1");
+		socket.once("connect", () => socket.end(() => resolve(true)));
+		socket.once("error", () => resolve(false));
+	});
+}
+
+export async function startNatsServer(): Promise<NatsServer> {
+	const port = await freePort();
+	let child: ChildProcess | undefined;
+	const server: NatsServer = {
+		url: `nats://127.0.0.1:${port}`,
+		port,
+		async start() {
+			child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+			await waitFor(() => accepting(port), 15_000, `nats-server on port ${port}`);
+		},
+		async stop() {
+			if (!child || child.exitCode !== null || child.signalCode !== null) return;
+			const exited = new Promise(resolve => child!.once("exit", resolve));
+			child.kill("SIGTERM");
+			await exited;
+		},
+	};
+	await server.start();
+	return server;
+}

@@ -1,0 +1,42 @@
+/**
+ * docker-compose.yml and the Dockerfile against the code: every container runs
+ * real services, every variable they set is one the code reads, and the
+ * compose topology is the one `npm run cluster` starts. (`docker-compose config`
+ * itself runs in .ci/run, since no container engine runs on these machines.)
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { parse } from "yaml";
+import { TOPOLOGY } from "../../lib/topology";
+
+const ROOT = path.resolve(__dirname, "../..");
+const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
+const compose = parse(read("docker-compose.yml"), { merge: true });
+const serviceFiles = fs.readdirSync(path.join(ROOT, "services")).filter(f => f.endsWith(".service.ts")).map(f => f.replace(".service.ts", ""));
+const nodes = Object.entries<any>(compose.services).filter(([, def]) => def.image?.startsWith("moleshop"));
+
+/** Variables the code reads: lib/config.ts (the one reader), plus SERVICES and SERVICEDIR, read by moleculer-runner. */
+const readByCode = new Set([...read("lib/config.ts").matchAll(/env\.([A-Z_]+)/g)].map(m => m[1]).concat("SERVICES", "SERVICEDIR"));
+
+it("runs every service in some container, and only services that exist", () => {
+	const run = nodes.flatMap(([, def]) => String(def.environment.SERVICES).split(","));
+	expect(new Set(run)).toEqual(new Set(serviceFiles));
+});
+
+it("sets only environment variables the code reads", () => {
+	for (const [name, def] of nodes) {
+		for (const key of Object.keys(def.environment)) expect([name, key, readByCode.has(key)]).toEqual([name, key, true]);
+	}
+	for (const [, key] of read("Dockerfile").matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=/gm)) expect([key, readByCode.has(key)]).toEqual([key, true]);
+});
+
+it("has a healthcheck on every container and waits for healthy dependencies", () => {
+	for (const [name, def] of Object.entries<any>(compose.services)) {
+		expect([name, Array.isArray(def.healthcheck?.test)]).toEqual([name, true]);
+		for (const dependency of Object.values<any>(def.depends_on ?? {})) expect(dependency.condition).toBe("service_healthy");
+	}
+});
+
+it("has the topology of `npm run cluster`", () => {
+	expect(new Set(nodes.map(([, def]) => def.environment.SERVICES))).toEqual(new Set(TOPOLOGY.map(t => t.services)));
+});
