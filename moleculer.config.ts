@@ -50,7 +50,8 @@ const brokerConfig: BrokerOptions = {
 	retryPolicy: { enabled: true, retries: 3, delay: 100, maxDelay: 1_000, factor: 2, check: (err: any) => !!err?.retryable },
 	circuitBreaker: {
 		enabled: true, threshold: 0.5, minRequestCount: 5, windowTime: 10, halfOpenTime: 5_000,
-		check: (err: any) => err?.code >= 500 || err?.type === "SERVICE_NOT_AVAILABLE",
+		// A refusal counts only when the called node refused for itself (data.nodeID), not for a service it calls.
+		check: (err: any) => err?.code >= 500 || (err?.type === "SERVICE_NOT_AVAILABLE" && !!err.data?.nodeID),
 	},
 	bulkhead: { enabled: false, concurrency: 10, maxQueueSize: 100 },
 	heartbeatInterval: 2,

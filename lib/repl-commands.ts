@@ -42,10 +42,11 @@ async function clusterHealth(broker: ServiceBroker) {
 		services: (broker.registry.getServiceList({ onlyAvailable: false, skipInternal: true, withActions: false }) as any[])
 			.filter(s => s.nodeID === node.id).map(s => s.name).join(", "),
 	})));
-	const actions = broker.registry.getActionList({ withEndpoints: true, skipInternal: true }) as any[];
-	const open = actions.flatMap(action => (action.endpoints ?? []).filter((ep: any) => ep.state === false).map((ep: any) => `${action.name} on ${ep.nodeID}`));
+	const services = broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[];
+	const replicas = (name: string) => services.filter(s => s.name === name).length;
+	console.log(`Replicas: ${[...new Set(services.map(s => s.name))].sort().map(name => `${name} ×${replicas(name)}`).join(", ")}`);
+	const actions = broker.registry.getActionList({ skipInternal: true }) as any[];
 	const unserved = actions.filter(action => !action.available).map(action => action.name);
-	console.log(open.length ? `Open circuits: ${open.join(", ")}` : "Open circuits: none");
 	console.log(unserved.length ? `Actions with no available node: ${unserved.join(", ")}` : "Every action has an available node.");
 }
 
@@ -64,7 +65,7 @@ export const replCommands = [
 	},
 	{
 		command: "health",
-		description: "Cluster health: nodes, their services, open circuits",
+		description: "Cluster health: nodes, their services, replicas, actions nobody serves",
 		action: clusterHealth,
 	},
 ];

@@ -77,29 +77,88 @@ const { actions: _genericActions, ...DbServiceCore } = DbService as unknown as S
 /** How long a stateful node on the embedded store listens for another instance of its service. */
 const PEER_WAIT_MS = 2_000;
 
+function refuse(service: string, nodeID: string): Error {
+	return new Error(
+		`Refusing to start '${service}': node '${nodeID}' already runs it. On the embedded store (NeDB files) ` +
+		"a second instance would split its data; scaling stateful services needs MONGO_URI (MongoDB shared by all instances).",
+	);
+}
+
+function processAlive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (err: any) {
+		return err.code === "EPERM";
+	}
+}
+
+/**
+ * Take `<DATA_DIR>/<collection>.lock` for this process: created exclusively, so of
+ * two nodes starting at once exactly one gets it. A lock left by a dead process is taken over.
+ */
+function lockCollection(service: string, collection: string, nodeID: string): string {
+	const file = path.join(config.dataDir, `${collection}.lock`);
+	for (;;) {
+		try {
+			fs.writeFileSync(file, JSON.stringify({ nodeID, pid: process.pid }), { flag: "wx" });
+			return file;
+		} catch (err: any) {
+			if (err.code !== "EEXIST") throw err;
+		}
+		let holder: { nodeID: string; pid: number };
+		try {
+			holder = JSON.parse(fs.readFileSync(file, "utf8"));
+		} catch {
+			holder = { nodeID: "unknown", pid: 0 }; // half-written by a node starting this instant
+			if (Date.now() - fs.statSync(file).mtimeMs < 5_000) throw refuse(service, "starting just now");
+		}
+		if (holder.pid && processAlive(holder.pid)) throw refuse(service, holder.nodeID);
+		fs.rmSync(file, { force: true });
+	}
+}
+
 /**
  * On the embedded store each node has its own files, so a second instance of a
- * stateful service would silently split its data. Such a node refuses to start,
- * before it opens any store file. With MongoDB, instances share the data.
+ * stateful service would silently split its data (or two would write one file).
+ * Such a node refuses to start, before it opens any store file: it must get the
+ * collection's lock file in DATA_DIR, and no other node of the cluster may
+ * already serve the service. With MongoDB, instances share the data.
  */
-const SoleInstanceOnEmbeddedStore: Partial<ServiceSchema<any>> = {
+const soleInstanceOnEmbeddedStore = (collection: string): Partial<ServiceSchema<any>> => ({
 	async started(this: any) {
-		if (config.mongoUri || !this.broker.transit) return;
-		const deadline = Date.now() + PEER_WAIT_MS;
-		for (;;) {
-			const other = (this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[])
-				.find(service => service.name === this.name && service.nodeID !== this.broker.nodeID);
-			if (other) {
-				throw new Error(
-					`Refusing to start '${this.name}': node '${other.nodeID}' already runs it. On the embedded store (NeDB files) ` +
-					"a second instance would split its data; scaling stateful services needs MONGO_URI (MongoDB shared by all instances).",
-				);
-			}
-			if (Date.now() > deadline) return;
-			await new Promise(resolve => setTimeout(resolve, 100));
+		if (config.mongoUri) return;
+		if (!config.isTest) {
+			fs.mkdirSync(config.dataDir, { recursive: true });
+			this.lockFile = lockCollection(this.name, collection, this.broker.nodeID);
+		}
+		try {
+			await this.refuseIfServedElsewhere();
+		} catch (err) {
+			if (this.lockFile) fs.rmSync(this.lockFile, { force: true });
+			throw err;
 		}
 	},
-};
+
+	methods: {
+		/** Watch the registry for PEER_WAIT_MS: another node serving this service means refusing. */
+		async refuseIfServedElsewhere(this: any) {
+			if (!this.broker.transit) return;
+			const deadline = Date.now() + PEER_WAIT_MS;
+			for (;;) {
+				const other = (this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[])
+					.find(service => service.name === this.name && service.nodeID !== this.broker.nodeID);
+				if (other) throw refuse(this.name, other.nodeID);
+				if (Date.now() > deadline) return;
+				await new Promise(resolve => setTimeout(resolve, 100));
+			}
+		},
+	},
+
+	stopped(this: any) {
+		if (this.lockFile) fs.rmSync(this.lockFile, { force: true });
+	},
+});
 
 /** The string form of an ObjectId, exactly as the store answers it (lowercase). */
 const OBJECT_ID = /^[0-9a-f]{24}$/;
@@ -114,7 +173,7 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 
 	const schema: Partial<ServiceSchema<any>> = {
 		// Of several mixins, the last one's `started` runs first: the check comes before the store opens.
-		mixins: [DbServiceCore, SoleInstanceOnEmbeddedStore],
+		mixins: [DbServiceCore, soleInstanceOnEmbeddedStore(opts.collection)],
 		adapter,
 		settings: { idField: "id" },
 		methods: {

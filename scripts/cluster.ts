@@ -78,7 +78,12 @@ async function stopAll(exitCode: number) {
 	const exited = (c: ChildProcess) => (alive(c) ? new Promise(resolve => c.once("exit", resolve)) : Promise.resolve());
 	const stopGroup = async (group: typeof children) => {
 		group.forEach(({ child }) => alive(child) && child.kill("SIGTERM"));
-		const timer = setTimeout(() => group.forEach(({ child }) => alive(child) && child.kill("SIGKILL")), STOP_TIMEOUT_MS);
+		const timer = setTimeout(() => group.forEach(({ label, child }) => {
+			if (!alive(child)) return;
+			console.error(`cluster | ${label} did not stop within ${STOP_TIMEOUT_MS / 1000} s: killed`);
+			exitCode = 1;
+			child.kill("SIGKILL");
+		}), STOP_TIMEOUT_MS);
 		await Promise.all(group.map(({ child }) => exited(child)));
 		clearTimeout(timer);
 	};
@@ -101,6 +106,7 @@ async function main() {
 			SERVICEDIR: path.join(ROOT, "dist/services"),
 			SERVICES: services,
 			TRANSPORTER: transporter,
+			HEALTH_PORT: "", // one port for seven processes would clash; the gateway has /health
 		});
 	}
 }

@@ -37,6 +37,17 @@ const SERVER_ERRORS: Record<number, { name: string; message: string; type: strin
  * A timeout (REQUEST_TIMEOUT, 504) stays 504.
  */
 const UNAVAILABLE = new Set(["SERVICE_NOT_AVAILABLE", "SERVICE_NOT_FOUND", "QUEUE_FULL", "REQUEST_REJECTED"]);
+/** A nested call skipped because the request's time budget ran out is a timeout too. */
+const TIMED_OUT = new Set(["REQUEST_TIMEOUT", "REQUEST_SKIPPED"]);
+
+/** The HTTP status of an error: client errors as they are; server errors as 500, 503 or 504. */
+function httpStatus(err: any): number {
+	if (UNAVAILABLE.has(err?.type)) return 503;
+	if (TIMED_OUT.has(err?.type)) return 504;
+	const code = Number.isInteger(err?.code) ? err.code : 500;
+	if (code >= 400 && code < 500) return code;
+	return [503, 504].includes(code) ? code : 500;
+}
 
 type Req = IncomingMessage & { $action?: { auth?: Access }; $ctx?: ShopContext };
 
@@ -164,7 +175,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 
 		/** Every error response is built here. */
 		onError(this: any, req: Req, res: ServerResponse, err: any) {
-			const code = UNAVAILABLE.has(err?.type) ? 503 : Number.isInteger(err?.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
+			const code = httpStatus(err);
 			const body = code < 500
 				? { name: err.name, message: err.message, code, type: err.type, data: this.publicErrorData(err) }
 				: { code, ...(SERVER_ERRORS[code] ?? SERVER_ERRORS[500]) };
@@ -202,8 +213,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 
 		/** Log real failures (not client errors), then answer through `onError`. */
 		errorHandler(req: Req, res: ServerResponse, err: any) {
-			if (err?.code === 503 || UNAVAILABLE.has(err?.type) || err?.code === 504) this.logger.warn(`${req.method} ${req.url}: ${err.message}`);
-			else if (!(err?.code >= 400 && err.code < 500)) this.logger.error("Request failed:", req.method, req.url, err);
+			const status = httpStatus(err);
+			if (status === 503 || status === 504) this.logger.warn(`${req.method} ${req.url}: ${err.message}`);
+			else if (status >= 500) this.logger.error("Request failed:", req.method, req.url, err);
 			this.sendError(req, res, err);
 		},
 

@@ -210,15 +210,14 @@ describeWithNats("cluster over NATS", () => {
 		const load = steadyLoad(products);
 		await waitFor(async () => load.result.ok >= 10, 30_000, "the load to run");
 		await nats.stop();
-		await new Promise(resolve => setTimeout(resolve, 3_000));
+		// Longer than heartbeatTimeout (6 s): nodes drop each other and must rediscover.
+		await new Promise(resolve => setTimeout(resolve, 10_000));
 		await nats.start();
 		const restarted = Date.now();
 		const okAtRestart = load.result.ok;
 		await waitFor(async () => load.result.ok >= okAtRestart + 20, 30_000, "the cluster to serve again");
 		await load.stop();
 		expect(Date.now() - restarted).toBeLessThan(30_000);
-		// Served again: a whole series of requests in a row succeeds.
-		for (let i = 0; i < 10; i++) expect(await products(AbortSignal.timeout(10_000))).toBe(200);
 	}, 90_000);
 
 	it("attaches a REPL that answers `nodes` and a `call`", async () => {
@@ -226,10 +225,15 @@ describeWithNats("cluster over NATS", () => {
 		const repl = await startRepl(env(), home);
 		try {
 			await waitFor(async () => (await repl.command("nodes")).includes(nodeID(nodes.get("api")!)), 30_000, "the REPL to see the gateway node");
-			const answer = await repl.command("call products.list --pageSize 1");
-			expect(answer).toMatch(/Moleculer|Cluster|Broker|Sticker|Hoodie|Mug|Bottle|Notebook|Pen/);
-			expect(answer).toMatch(/total: \d+/);
-			expect(await repl.command("health")).toMatch(/Every action has an available node|Actions with no available node/);
+			const answer = await repl.command("call products.get --id doesNotExist1234");
+			expect(answer).toMatch(/Product not found/);
+			expect(await repl.command(`call products.list '{"q":"hoodie"}'`)).toMatch(/HOOD-001[\s\S]*total: 1/);
+			expect(await repl.command("stock MUG-001")).toMatch(/MUG-001.*Moleculer Mug.*12\.99 USD/);
+			// The purchase of the first test: one order of two mugs.
+			expect(await repl.command("shop --threshold 10")).toMatch(/Orders: 1 \(reserved 1\)[\s\S]*Revenue: \d+\.\d\d USD[\s\S]*CAP-001/);
+			const health = await repl.command("health");
+			expect(health).toContain(nodeID(nodes.get("api")!));
+			expect(health).toMatch(/Replicas: .*pricing ×1.*users ×1/);
 		} finally {
 			expect(await repl.quit()).toBe(0);
 			fs.rmSync(home, { recursive: true, force: true });

@@ -1,4 +1,5 @@
 /** The whole purchase flow through the real gateway over HTTP. */
+import { Errors } from "moleculer";
 import { ALL_SERVICES, startBroker, startShop, type Shop } from "../helpers/shop";
 
 let shop: Shop;
@@ -172,6 +173,22 @@ describe("server errors", () => {
 		} finally {
 			products.adapter.find = find;
 			logged.mockRestore();
+		}
+	});
+});
+
+describe("overload", () => {
+	it("answers 503 with Retry-After when a service's queue is full", async () => {
+		const products = shop.broker.getLocalService("products") as any;
+		const find = products.adapter.find;
+		products.adapter.find = () => Promise.reject(new Errors.QueueIsFullError({ action: "products.list", nodeID: shop.broker.nodeID }));
+		try {
+			const res = await shop.request("GET", "/api/v1/products?q=queue-full");
+			expect(res.status).toBe(503);
+			expect(res.headers.get("retry-after")).toBe("1");
+			expect(res.body).toMatchObject({ code: 503, type: "SERVICE_UNAVAILABLE" });
+		} finally {
+			products.adapter.find = find;
 		}
 	});
 });

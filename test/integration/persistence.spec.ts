@@ -1,8 +1,12 @@
-/** What `npm start` writes to the embedded store (NeDB under DATA_DIR) survives a restart. */
+/**
+ * The default mode, with no infrastructure: what `npm start` writes to the embedded
+ * store (NeDB under DATA_DIR) survives a restart; a REPL joins it over Moleculer's
+ * TCP transporter; a second instance of a stateful service refuses to start.
+ */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { freePort, startNode, waitUntilReady, type NodeProcess } from "../helpers/process";
+import { freePort, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";
 
 let dataDir: string;
 let node: NodeProcess | undefined;
@@ -48,4 +52,52 @@ it("keeps accounts, orders and stock across a restart", async () => {
 	expect(orders.body.rows).toEqual([order.body]);
 	expect((await json(port, "GET", `/products/${product.id}`)).body.stock).toBe(product.stock - 2);
 	expect((await json(port, "GET", "/products")).body.total).toBe(catalogSize); // not seeded twice
+});
+
+describe("the default mode (TCP transporter, NeDB)", () => {
+	let node: NodeProcess;
+	let dir: string;
+	const namespace = `default-${process.pid}`;
+	beforeAll(async () => {
+		dir = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-default-"));
+		const port = await freePort();
+		node = startNode({ DATA_DIR: dir, PORT: String(port), NAMESPACE: namespace });
+		await waitUntilReady(port);
+	}, 90_000);
+	afterAll(async () => {
+		await node?.stop();
+		fs.rmSync(dir, { recursive: true, force: true });
+	});
+
+	it("lets a REPL join with no infrastructure", async () => {
+		const repl = await startRepl({ NAMESPACE: namespace, SERVICEDIR: "" }, dir);
+		try {
+			const nodeID = `${os.hostname().toLowerCase()}-${node.child.pid}`;
+			await waitFor(async () => (await repl.command("nodes")).includes(nodeID), 30_000, "the REPL to discover the node");
+			expect(await repl.command("stock MUG-001")).toMatch(/MUG-001.*Moleculer Mug/);
+		} finally {
+			await repl.quit();
+		}
+	}, 60_000);
+
+	it("refuses a second instance of a stateful service on the same data, naming the node that has it", async () => {
+		const second = startNode({ DATA_DIR: dir, SERVICES: "products", NAMESPACE: `other-${process.pid}` });
+		expect(await new Promise(resolve => second.child.once("exit", resolve))).not.toBe(0);
+		expect(second.output()).toContain(`Refusing to start 'products': node '${os.hostname().toLowerCase()}-${node.child.pid}' already runs it`);
+		expect(second.output()).toContain("MONGO_URI");
+	}, 60_000);
+
+	it("lets exactly one of two instances starting at the same moment have the data", async () => {
+		const fresh = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-race-"));
+		const nodes = [0, 1].map(() => startNode({ DATA_DIR: fresh, SERVICES: "carts", NAMESPACE: `race-${process.pid}` }));
+		try {
+			const first = await Promise.race(nodes.map((n, i) => new Promise<number>(resolve => n.child.once("exit", () => resolve(i)))));
+			expect(nodes[first].output()).toContain("Refusing to start 'carts'");
+			await new Promise(resolve => setTimeout(resolve, 1_000));
+			expect(nodes[1 - first].child.exitCode).toBeNull();
+		} finally {
+			await Promise.all(nodes.map(n => n.stop()));
+			fs.rmSync(fresh, { recursive: true, force: true });
+		}
+	}, 60_000);
 });

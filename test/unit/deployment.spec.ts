@@ -37,6 +37,8 @@ it("has a healthcheck on every container and waits for healthy dependencies", ()
 	}
 });
 
-it("has the topology of `npm run cluster`", () => {
-	expect(new Set(nodes.map(([, def]) => def.environment.SERVICES))).toEqual(new Set(TOPOLOGY.map(t => t.services)));
+it("has the topology of `npm run cluster`, replicas included", () => {
+	const count = (list: string[]) => list.reduce<Record<string, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
+	const composed = nodes.flatMap(([, def]) => Array<string>(def.scale ?? 1).fill(def.environment.SERVICES));
+	expect(count(composed)).toEqual(count(TOPOLOGY.map(t => t.services)));
 });
