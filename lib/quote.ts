@@ -52,6 +52,13 @@ export interface QuoteParams {
 	discountCode?: string;
 }
 
+/**
+ * Call options for services that ask pricing for a quote: a quote takes milliseconds,
+ * so a replica that does not answer within 1 s is given up and the call retried on
+ * another one, well inside the caller's own time budget.
+ */
+export const QUOTE_CALL_OPTIONS = { timeout: 1_000 };
+
 /** What `pricing.quote` answers: a quote, and the requested products the catalog does not have (left out of it). */
 export type PricingQuote = Quote & { missing: string[] };
 

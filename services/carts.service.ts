@@ -12,7 +12,7 @@ import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { unprocessable } from "../lib/errors";
 import { idParam, itemsParam, MAX_LINES, MAX_QUANTITY, quoteOptionParams } from "../lib/params";
-import type { PricingQuote, QuoteParams } from "../lib/quote";
+import { QUOTE_CALL_OPTIONS, type PricingQuote, type QuoteParams } from "../lib/quote";
 import type { ItemRequest, ShopContext } from "../lib/types";
 
 interface CartDoc {
@@ -133,7 +133,7 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 
 		async pricedCart(ctx: ShopContext, userId: string, options = {}) {
 			const items = await this.cartItems(userId);
-			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, ...options });
+			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, ...options }, QUOTE_CALL_OPTIONS);
 			// Lines whose product left the catalog: shown so they can be removed (quantity 0).
 			const unavailable = items.filter(item => missing.includes(item.productId));
 			return { ...quote, ...(unavailable.length && { unavailable }) };

@@ -18,7 +18,7 @@ import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { conflict, notFound, unprocessable } from "../lib/errors";
 import { idParam, itemsParam, MAX_QUANTITY, pageParams, quoteOptionParams } from "../lib/params";
 import { mergeItems, type PricedLine } from "../lib/pricing";
-import type { PricingQuote, Quote, QuoteParams } from "../lib/quote";
+import { QUOTE_CALL_OPTIONS, type PricingQuote, type Quote, type QuoteParams } from "../lib/quote";
 import type { ItemRequest, ShopContext } from "../lib/types";
 
 /** A checkout still pending after this long is stale: it is abandoned and its key freed. */
@@ -253,7 +253,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 		/** The quote of the order's lines as it is placed. */
 		async priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[]) {
 			const { country, discountCode } = ctx.params;
-			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, country, discountCode });
+			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, country, discountCode }, QUOTE_CALL_OPTIONS);
 			if (missing.length) throw notFound("Product", missing.join(","));
 			return quote;
 		},

@@ -138,15 +138,25 @@ describeWithNats("cluster over NATS", () => {
 		for (const replica of replicas) expect(answered.filter(id => id === replica).length).toBeGreaterThanOrEqual(5);
 	});
 
-	it("loses no request when a replica is killed with SIGKILL under load", async () => {
+	it("loses no request when a replica is killed with SIGKILL under load, direct or nested", async () => {
+		// A signed-in customer with a cart: GET /cart reaches pricing through the carts service.
+		const api = `http://127.0.0.1:${apiPort}/api/v1`;
+		const json = { "content-type": "application/json" };
+		const { token } = (await (await fetch(`${api}/auth/register`, { method: "POST", headers: json, body: JSON.stringify({ name: "Loader", email: "loader@x.io", password: "password123" }) })).json()) as any;
+		const product = ((await (await fetch(`${api}/products?q=pen`)).json()) as any).rows[0];
+		const auth = { authorization: `Bearer ${token}` };
+		expect((await fetch(`${api}/cart/items/${product.id}`, { method: "PUT", headers: { ...json, ...auth }, body: '{"quantity":1}' })).status).toBe(200);
+
 		const load = quoteLoad();
-		await waitFor(async () => load.result.ok >= 20, 30_000, "the load to run");
+		const cartLoad = steadyLoad(async signal => (await fetch(`${api}/cart`, { headers: auth, signal })).status, 2);
+		await waitFor(async () => load.result.ok >= 20 && cartLoad.result.ok >= 10, 30_000, "the load to run");
 		nodes.get("pricing-1")!.child.kill("SIGKILL");
 		await waitFor(async () => servedBy("pricing").length === 1, 30_000, "the cluster to drop the killed replica");
 		const ok = load.result.ok;
 		await waitFor(async () => load.result.ok >= ok + 20, 30_000, "the load to go on");
-		const result = await load.stop();
-		expect(result.failures).toEqual([]);
+		const [direct, nested] = [await load.stop(), await cartLoad.stop()];
+		expect(direct.failures).toEqual([]);
+		expect(nested.failures).toEqual([]);
 	}, 90_000);
 
 	it("sends calls to a broker started under load", async () => {
