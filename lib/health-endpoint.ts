@@ -17,7 +17,11 @@ export function HealthEndpoint(port: number | undefined): Middleware {
 				res.writeHead(healthy ? 200 : 503, { "Content-Type": "application/json" });
 				res.end(JSON.stringify({ status: healthy ? "ok" : "unavailable", nodeID: broker.nodeID }));
 			});
-			await new Promise<void>(resolve => server!.listen(port, resolve));
+			// A taken port stops the node with that error, rather than leaving it without a health endpoint.
+			await new Promise<void>((resolve, reject) => {
+				server!.once("error", reject);
+				server!.listen(port, resolve);
+			});
 		},
 		stopped() {
 			return new Promise<void>(resolve => (server ? server.close(() => resolve()) : resolve()));

@@ -42,3 +42,35 @@ describe("pricing", () => {
 			.toEqual([{ productId: "a", quantity: 4 }, { productId: "b", quantity: 2 }]);
 	});
 });
+
+describe("HealthEndpoint", () => {
+	it("answers /health while the broker runs, and stops with it", async () => {
+		const { ServiceBroker } = await import("moleculer");
+		const { HealthEndpoint } = await import("../../lib/health-endpoint");
+		const { freePort } = await import("../helpers/process");
+		const port = await freePort();
+		const broker = new ServiceBroker({ logger: false, middlewares: [HealthEndpoint(port)] });
+		await broker.start();
+		const res = await fetch(`http://127.0.0.1:${port}/health`);
+		expect(res.status).toBe(200);
+		expect(await res.json()).toEqual({ status: "ok", nodeID: broker.nodeID });
+		await broker.stop();
+		await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+	});
+
+	it("stops the node when its port is taken", async () => {
+		const { ServiceBroker } = await import("moleculer");
+		const { HealthEndpoint } = await import("../../lib/health-endpoint");
+		const { freePort } = await import("../helpers/process");
+		const port = await freePort();
+		const first = new ServiceBroker({ logger: false, middlewares: [HealthEndpoint(port)] });
+		const second = new ServiceBroker({ logger: false, middlewares: [HealthEndpoint(port)] });
+		await first.start();
+		try {
+			await expect(second.start()).rejects.toThrow(/EADDRINUSE/);
+		} finally {
+			await first.stop();
+			await second.stop().catch(() => undefined);
+		}
+	});
+});
