@@ -1,4 +1,7 @@
+import { ServiceBroker } from "moleculer";
 import { loadConfig } from "../../lib/config";
+import { HealthEndpoint } from "../../lib/health-endpoint";
+import { freePort } from "../helpers/process";
 import { mergeItems, priceLines } from "../../lib/pricing";
 
 describe("loadConfig", () => {
@@ -45,9 +48,6 @@ describe("pricing", () => {
 
 describe("HealthEndpoint", () => {
 	it("answers /health while the broker runs, and stops with it", async () => {
-		const { ServiceBroker } = await import("moleculer");
-		const { HealthEndpoint } = await import("../../lib/health-endpoint");
-		const { freePort } = await import("../helpers/process");
 		const port = await freePort();
 		const broker = new ServiceBroker({ logger: false, middlewares: [HealthEndpoint(port)] });
 		await broker.start();
@@ -59,9 +59,6 @@ describe("HealthEndpoint", () => {
 	});
 
 	it("stops the node when its port is taken", async () => {
-		const { ServiceBroker } = await import("moleculer");
-		const { HealthEndpoint } = await import("../../lib/health-endpoint");
-		const { freePort } = await import("../helpers/process");
 		const port = await freePort();
 		const first = new ServiceBroker({ logger: false, middlewares: [HealthEndpoint(port)] });
 		const second = new ServiceBroker({ logger: false, middlewares: [HealthEndpoint(port)] });
