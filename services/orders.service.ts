@@ -206,7 +206,11 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				throw err;
 			}
 			const marked = await this.adapter.updateMany({ _id: order._id, status: "pending" }, { $set: { status: "reserved", updatedAt: new Date() } });
-			if (marked !== 1) throw conflict("The checkout took too long and was abandoned; please try again", "CHECKOUT_ABANDONED");
+			if (marked !== 1) {
+				// The sweep abandoned this checkout meanwhile; its release may have come before our reservation.
+				await ctx.call("products.releaseStock", { orderId, items: stockLines(order) });
+				throw conflict("The checkout took too long and was abandoned; please try again", "CHECKOUT_ABANDONED");
+			}
 
 			if (ctx.params.fromCart) await ctx.call("carts.removeItems", { userId, items: stockLines(order) });
 			const saved = await this.adapter.findById(order._id);

@@ -144,6 +144,28 @@ describe("checkouts that cannot finish", () => {
 	});
 });
 
+describe("a checkout abandoned by the sweep while it reserves", () => {
+	it("gives back the stock it took after the sweep released nothing", async () => {
+		const product = products[6];
+		const before = await stockOf(product.id);
+		const productsService = broker.getLocalService("products") as any;
+		const ordersService = broker.getLocalService("orders") as any;
+		const takeStock = productsService.takeStock;
+		productsService.takeStock = async function (this: any, orderId: string, items: any[]) {
+			// The sweep gets there first: it abandons the pending order (nothing to release yet) ...
+			await ordersService.abandonCheckout(await ordersService.adapter.findById(orderId));
+			// ... and then this reservation lands.
+			return takeStock.call(this, orderId, items);
+		};
+		try {
+			await expect(broker.call("orders.create", { items: [{ productId: product.id, quantity: 2 }] }, as(user))).rejects.toMatchObject({ code: 409, type: "CHECKOUT_ABANDONED" });
+		} finally {
+			productsService.takeStock = takeStock;
+		}
+		expect(await stockOf(product.id)).toBe(before);
+	});
+});
+
 describe("orders.list / orders.get", () => {
 	it("shows users their own orders only, newest first", async () => {
 		const other = (await broker.call<any, any>("users.register", { name: "Other", email: "other@test.io", password: "password123" })).user;
