@@ -20,7 +20,6 @@ export interface PricedLine {
 
 export interface PricedLines {
 	items: PricedLine[];
-	total: number;
 	currency: string;
 	/** Requested product ids the catalog does not have. */
 	missing: string[];
@@ -53,7 +52,6 @@ export function priceLines(items: ItemRequest[], products: CatalogProduct[]): Pr
 	const currencies = new Set(lines.map(line => byId.get(line.productId)!.currency));
 	return {
 		items: lines,
-		total: lines.reduce((sum, line) => sum + line.lineTotal, 0),
 		currency: currencies.size === 1 ? [...currencies][0] : DEFAULT_CURRENCY,
 		missing,
 		mixedCurrencies: currencies.size > 1,

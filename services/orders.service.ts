@@ -22,7 +22,7 @@ import { QUOTE_CALL_OPTIONS, type PricingQuote, type Quote, type QuoteParams } f
 import type { ItemRequest, ShopContext } from "../lib/types";
 
 /** A checkout still pending after this long is stale: it is abandoned and its key freed. */
-export const PENDING_TIMEOUT_MS = 60_000;
+const PENDING_TIMEOUT_MS = 60_000;
 const SWEEP_INTERVAL_MS = 30_000;
 /** How long a repeat waits for the first request with its key (below the broker's requestTimeout). */
 const IDEMPOTENCY_WAIT_MS = 2_500;

@@ -223,11 +223,9 @@ describeWithNats("cluster over NATS", () => {
 		// Longer than heartbeatTimeout (6 s): nodes drop each other and must rediscover.
 		await new Promise(resolve => setTimeout(resolve, 10_000));
 		await nats.start();
-		const restarted = Date.now();
 		const okAtRestart = load.result.ok;
 		await waitFor(async () => load.result.ok >= okAtRestart + 20, 30_000, "the cluster to serve again");
-		await load.stop();
-		expect(Date.now() - restarted).toBeLessThan(30_000);
+		await load.stop(); // the 30 s bound is the waitFor above
 	}, 90_000);
 
 	it("attaches a REPL that answers `nodes` and a `call`", async () => {
