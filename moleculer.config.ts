@@ -21,6 +21,7 @@
  */
 import type { BrokerOptions } from "moleculer";
 import { config } from "./lib/config";
+import { channelsMiddleware } from "./lib/channels";
 import { CircuitLogger } from "./lib/circuit-logger";
 import { HealthEndpoint } from "./lib/health-endpoint";
 import { replCommands } from "./lib/repl-commands";
@@ -62,6 +63,8 @@ const brokerConfig: BrokerOptions = {
 	// Moleculer's internal middlewares, in its own order except Timeout before CircuitBreaker.
 	internalMiddlewares: false,
 	middlewares: [
+		// Domain events (lib/channels.ts): JetStream with NATS, Moleculer's balanced events otherwise.
+		channelsMiddleware() as any,
 		CircuitLogger,
 		HealthEndpoint(config.healthPort),
 		"ActionHook", "Validator", "Bulkhead", "Cacher", "ContextTracker", "Timeout", "CircuitBreaker",

@@ -43,6 +43,27 @@ export interface Config {
 	/** Country a quote is for when none is given. */
 	defaultCountry: string;
 	pricing: PricingRules;
+	events: {
+		/** Deliveries of an event to a failing consumer before it is dead-lettered (NATS mode). */
+		maxRetries: number;
+	};
+	payments: {
+		/** Extra latency of every call to the simulated payment provider, in ms (for demos and fault tests). */
+		providerLatencyMs: number;
+		/** Share of charges (0 to 1) the simulated provider fails with a processing error. */
+		providerFailureRate: number;
+		/** How long payments waits for the provider before asking it what became of the charge. */
+		providerTimeoutMs: number;
+	};
+	orders: {
+		/** An order in an intermediate state (pending, reserved, charging, cancelling) this long is driven to a final state. */
+		recoverAfterMs: number;
+	};
+	notifications: {
+		/** SMTP server for email (smtp://user:pass@host:port); without it emails are only logged. */
+		smtpUrl: string | undefined;
+		mailFrom: string;
+	};
 }
 
 const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace"];
@@ -51,6 +72,13 @@ function integer(value: string | undefined, fallback: number, name: string): num
 	if (value == null || value === "") return fallback;
 	const n = Number(value);
 	if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${value}"`);
+	return n;
+}
+
+function fraction(value: string | undefined, name: string): number {
+	if (value == null || value === "") return 0;
+	const n = Number(value);
+	if (!(n >= 0 && n <= 1)) throw new Error(`${name} must be a number from 0 to 1, got "${value}"`);
 	return n;
 }
 
@@ -108,6 +136,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			freeShippingFrom: integer(env.FREE_SHIPPING_FROM, 10_000, "FREE_SHIPPING_FROM"),
 			discountCodes: discountCodes(env.DISCOUNT_CODES),
 		},
+		events: { maxRetries: Math.max(1, integer(env.EVENT_MAX_RETRIES, 5, "EVENT_MAX_RETRIES")) },
+		payments: {
+			providerLatencyMs: integer(env.PAYMENT_LATENCY_MS, 0, "PAYMENT_LATENCY_MS"),
+			providerFailureRate: fraction(env.PAYMENT_FAILURE_RATE, "PAYMENT_FAILURE_RATE"),
+			providerTimeoutMs: Math.max(100, integer(env.PAYMENT_TIMEOUT_MS, 2_000, "PAYMENT_TIMEOUT_MS")),
+		},
+		orders: { recoverAfterMs: Math.max(1_000, integer(env.ORDER_RECOVERY_AFTER_MS, 30_000, "ORDER_RECOVERY_AFTER_MS")) },
+		notifications: { smtpUrl: optional(env.SMTP_URL), mailFrom: env.MAIL_FROM || "moleshop <shop@moleshop.local>" },
 	};
 }
 

@@ -169,6 +169,16 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			},
 		},
 
+		/** Every admin account with its contact details and preferences (for notifications). */
+		admins: {
+			visibility: "public",
+			params: { $$strict: true },
+			async handler(ctx: ShopContext) {
+				const docs = await this.adapter.find({ query: { role: "admin" }, limit: 100 } as object);
+				return this.transformDocuments(ctx, {}, docs);
+			},
+		},
+
 		/**
 		 * Verify a JWT and return the trimmed user it names, or null. Used by the
 		 * gateway on every request: the signature and expiry are checked every

@@ -17,5 +17,14 @@ declare module "moleculer" {
 		model?: unknown;
 		/** moleculer-db hook, called after the adapter connected. */
 		afterConnected?: (this: any) => Promise<void> | void;
+		/** @moleculer/channels consumers: channel name → options and handler(payload, raw message). */
+		channels?: Record<string, { group?: string; maxRetries?: number; maxInFlight?: number; deadLettering?: object; handler: (this: any, payload: any, raw?: any) => Promise<void> | void }>;
+	}
+
+	interface ServiceBroker {
+		/** Publish to a channel (@moleculer/channels). */
+		sendToChannel(channel: string, payload: unknown, opts?: Record<string, unknown>): Promise<void>;
+		/** The channels adapter of this broker. */
+		channelAdapter: any;
 	}
 }

@@ -1,0 +1,90 @@
+/**
+ * A transactional outbox for a service with the db mixin.
+ *
+ * A state change and the events it implies are written in one atomic update
+ * of one document: the change itself plus `$push: { outbox: event }` (see
+ * `outboxPush`). A relay then publishes every outbox event to its channel and
+ * removes it from the document once the channel accepted it. The relay runs
+ * right after each write (`relayOutbox`) and every RELAY_INTERVAL_MS (also the
+ * first time, once the store is open after a start), so an
+ * event whose publish was cut short — the node died, NATS was down — is
+ * published when the node or NATS is back. Delivery is at least once: JetStream
+ * drops a republish of the same event id within its duplicate window, and
+ * consumers deduplicate by event id.
+ */
+import type { ServiceSchema } from "moleculer";
+import type { DomainEvent } from "../lib/events";
+
+const RELAY_INTERVAL_MS = 2_000;
+const RELAY_BATCH = 100;
+
+export interface OutboxMethods {
+	/** Publish every pending outbox event of this service's collection. Never throws. */
+	relayOutbox(): Promise<void>;
+}
+
+/** The update part that records `events` in a document's outbox, to merge into the state change's update. */
+export function outboxPush(...events: DomainEvent[]) {
+	return { $push: { outbox: events.length === 1 ? events[0] : { $each: events } } };
+}
+
+/** The store fields of the outbox, for the db mixin's schema and indexes. */
+export const OUTBOX_FIELD = { outbox: { type: [{ _id: false, id: String, type: { type: String }, version: Number, occurredAt: String, data: {} }], default: undefined } };
+export const OUTBOX_INDEX = { field: "outbox.id", sparse: true };
+
+export const OutboxMixin: Partial<ServiceSchema<any>> = {
+	methods: {
+		relayOutbox(this: any): Promise<void> {
+			if (this.outboxStopped) return Promise.resolve();
+			if (this.relaying) {
+				this.relayAgain = true;
+				return this.relaying;
+			}
+			this.relaying = (async () => {
+				do {
+					this.relayAgain = false;
+					try {
+						await this.publishOutbox();
+						if (this.relayFailing) this.logger.info("Outbox relay is publishing again.");
+						this.relayFailing = false;
+					} catch (err: any) {
+						if (!this.relayFailing) this.logger.warn(`Outbox relay could not publish, will retry: ${err.message}`);
+						this.relayFailing = true;
+						return;
+					}
+				} while (this.relayAgain && !this.outboxStopped);
+			})().finally(() => {
+				this.relaying = null;
+			});
+			return this.relaying;
+		},
+
+		/** Publish pending events oldest document first, each document's events in order; stop at the first failure. */
+		async publishOutbox(this: any) {
+			for (;;) {
+				const docs = (await this.adapter.find({ query: { "outbox.id": { $exists: true } }, limit: RELAY_BATCH })) as Array<{ _id: unknown; outbox: DomainEvent[] }>;
+				for (const doc of docs) {
+					for (const event of doc.outbox) {
+						if (this.outboxStopped) return;
+						await this.broker.sendToChannel(event.type, event, { msgID: event.id });
+						await this.adapter.updateMany({ _id: doc._id }, { $pull: { outbox: { id: event.id } } });
+					}
+				}
+				if (docs.length < RELAY_BATCH) return;
+			}
+		},
+	},
+
+	started(this: any) {
+		this.outboxStopped = false;
+		this.relayTimer = setInterval(() => void this.relayOutbox(), RELAY_INTERVAL_MS);
+		this.relayTimer.unref();
+	},
+
+	/** Let a publish in flight finish (the channel adapter closes after the services stop). */
+	async stopped(this: any) {
+		this.outboxStopped = true;
+		clearInterval(this.relayTimer);
+		await this.relaying;
+	},
+};
