@@ -28,8 +28,8 @@ export interface EventPayloads {
 	"user.registered": { userId: string };
 	/** `userId` is null for an anonymous visitor. */
 	"product.viewed": { productId: string; userId: string | null };
-	/** The cart as it is after the change. */
-	"cart.updated": { userId: string; items: Array<{ productId: string; quantity: number }> };
+	/** Lines of a cart changed: each line's new quantity (0 = removed); `clear` empties the cart. */
+	"cart.updated": { userId: string; reason: "set" | "clear" | "checkout"; lines: Array<{ productId: string; quantity: number }> };
 	"order.paid": {
 		orderId: string;
 		userId: string;

@@ -35,3 +35,10 @@ export const quoteOptionParams = {
 	country: { type: "string", trim: true, uppercase: true, pattern: /^[A-Z]{2}$/, optional: true },
 	discountCode: { type: "string", trim: true, uppercase: true, min: 1, max: 32, pattern: /^[A-Z0-9_-]+$/, optional: true },
 } as const;
+
+/** A payment-method token issued by the provider (`pm_...`); never a card number. */
+export const paymentMethodParam = {
+	type: "string",
+	pattern: /^pm_[A-Za-z0-9_]{1,64}$/,
+	messages: { stringPattern: "The '{field}' field must be a payment-method token such as 'pm_card_visa', never a card number." },
+} as const;

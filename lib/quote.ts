@@ -45,6 +45,19 @@ export interface Quote {
 	country: string;
 }
 
+/** The stored shape of a quote's fields (the mongoose schema part), for the documents that keep one: orders and invoices. */
+export const QUOTE_SCHEMA = {
+	items: [{ _id: false, productId: String, sku: String, name: String, unitPrice: Number, quantity: Number, lineTotal: Number }],
+	subtotal: Number,
+	discount: Number,
+	discountCode: String,
+	shipping: Number,
+	tax: Number,
+	total: Number,
+	currency: String,
+	country: String,
+};
+
 /** What `pricing.quote` takes. */
 export interface QuoteParams {
 	items: ItemRequest[];

@@ -50,6 +50,8 @@ export interface DbMethods extends MoleculerDbMethods {
 	findEntity(id: string): Promise<any | null>;
 	/** Convert a raw document into the API shape (string `id`, filtered fields). */
 	toEntity<T = any>(ctx: Context | null, doc: object): Promise<T>;
+	/** The next number of the named counter (1, 2, ...): unique and increasing, also across nodes on MongoDB. */
+	nextSequence(name: string): Promise<number>;
 	seedDB?(): Promise<void>;
 }
 
@@ -192,6 +194,23 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 
 			toEntity(this: any, ctx: Context | null, doc: object) {
 				return this.transformDocuments(ctx, {}, doc);
+			},
+
+			/**
+			 * A counter document (`_id: "sequence:<name>"`) in this service's own
+			 * collection, incremented atomically. Queries of the service's entities
+			 * never match it (it has none of their fields).
+			 */
+			async nextSequence(this: any, name: string): Promise<number> {
+				const _id = `sequence:${name}`;
+				if (!mongo) {
+					const { affectedDocuments } = await this.adapter.db.updateAsync({ _id }, { $inc: { seq: 1 } }, { upsert: true, returnUpdatedDocs: true });
+					return affectedDocuments.seq;
+				}
+				const increment = () => this.adapter.model.collection.findOneAndUpdate({ _id }, { $inc: { seq: 1 } }, { upsert: true, returnDocument: "after" });
+				// Two first increments at once: one upsert wins, the other retries as an update.
+				const doc = await increment().catch((err: unknown) => (this.isDuplicateKeyError(err) ? increment() : Promise.reject(err)));
+				return doc.seq;
 			},
 
 			/**

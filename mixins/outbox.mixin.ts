@@ -17,6 +17,7 @@ import type { DomainEvent } from "../lib/events";
 
 const RELAY_INTERVAL_MS = 2_000;
 const RELAY_BATCH = 100;
+const STOP_WAIT_MS = 5_000;
 
 export interface OutboxMethods {
 	/** Publish every pending outbox event of this service's collection. Never throws. */
@@ -81,10 +82,15 @@ export const OutboxMixin: Partial<ServiceSchema<any>> = {
 		this.relayTimer.unref();
 	},
 
-	/** Let a publish in flight finish (the channel adapter closes after the services stop). */
+	/**
+	 * Let a publish in flight finish (the channel adapter closes after the services
+	 * stop), but not wait on a stuck store: what is not published stays in the outbox.
+	 */
 	async stopped(this: any) {
 		this.outboxStopped = true;
 		clearInterval(this.relayTimer);
-		await this.relaying;
+		let timer: NodeJS.Timeout | undefined;
+		await Promise.race([this.relaying, new Promise(resolve => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
+		clearTimeout(timer);
 	},
 };

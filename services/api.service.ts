@@ -60,7 +60,7 @@ const aliases: Record<string, string> = {
 	"GET /users": "users.list",
 
 	"GET /products": "products.list",
-	"GET /products/:id": "products.get",
+	"GET /products/:id": "products.view",
 	"POST /products": "products.create",
 	"PATCH /products/:id": "products.update",
 	"DELETE /products/:id": "products.remove",
@@ -74,6 +74,16 @@ const aliases: Record<string, string> = {
 	"POST /orders": "orders.create",
 	"GET /orders": "orders.list",
 	"GET /orders/:id": "orders.get",
+	"POST /orders/:id/cancel": "orders.cancel",
+	"GET /orders/:id/invoice": "invoices.forOrder",
+
+	"GET /notifications": "notifications.list",
+
+	"GET /analytics/summary": "analytics.summary",
+	"GET /analytics/products/top": "analytics.topProducts",
+
+	"GET /admin/dead-letters": "events.deadLetters",
+	"POST /admin/dead-letters/:seq/redrive": "events.redrive",
 };
 
 /** The services the gateway routes to: it is ready when all of them are available. */

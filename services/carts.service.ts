@@ -10,6 +10,8 @@
 import type { ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
+import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, outboxPush, type OutboxMethods } from "../mixins/outbox.mixin";
+import { domainEvent, type EventPayloads } from "../lib/events";
 import { unprocessable } from "../lib/errors";
 import { idParam, itemsParam, MAX_LINES, MAX_QUANTITY, quoteOptionParams } from "../lib/params";
 import { QUOTE_CALL_OPTIONS, type PricingQuote, type QuoteParams } from "../lib/quote";
@@ -21,10 +23,11 @@ interface CartDoc {
 	updatedAt?: Date;
 }
 
-interface CartsMethods extends DbMethods {
+interface CartsMethods extends DbMethods, OutboxMethods {
 	ensureCart(userId: string): Promise<void>;
 	cartItems(userId: string): Promise<ItemRequest[]>;
 	pricedCart(ctx: ShopContext, userId: string, options?: { country?: string; discountCode?: string }): Promise<object>;
+	changeCart(filter: object, update: object, change: EventPayloads["cart.updated"]): Promise<number>;
 }
 
 const CartsService: ServiceSchema<any, CartsMethods> = {
@@ -33,9 +36,10 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 	mixins: [
 		DbMixin({
 			collection: "carts",
-			schema: { userId: String, items: { type: mongoose.Schema.Types.Mixed, default: {} }, updatedAt: Date },
-			indexes: [{ field: "userId", unique: true }],
+			schema: { userId: String, items: { type: mongoose.Schema.Types.Mixed, default: {} }, ...OUTBOX_FIELD, updatedAt: Date },
+			indexes: [{ field: "userId", unique: true }, OUTBOX_INDEX],
 		}),
+		OutboxMixin,
 	],
 
 	actions: {
@@ -71,7 +75,7 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 				const update = quantity > 0
 					? { $set: { [line]: quantity, updatedAt: new Date() } }
 					: { $unset: { [line]: true }, $set: { updatedAt: new Date() } };
-				await this.adapter.updateMany({ userId }, update);
+				await this.changeCart({ userId }, update, { userId, reason: "set", lines: [{ productId, quantity }] });
 				return this.pricedCart(ctx, userId);
 			},
 		},
@@ -82,7 +86,7 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 			params: { $$strict: true },
 			async handler(ctx: ShopContext) {
 				const userId = ctx.meta.user!.id;
-				await this.adapter.updateMany({ userId }, { $set: { items: {}, updatedAt: new Date() } });
+				await this.changeCart({ userId }, { $set: { items: {}, updatedAt: new Date() } }, { userId, reason: "clear", lines: [] });
 				return this.pricedCart(ctx, userId);
 			},
 		},
@@ -107,7 +111,8 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 				const { userId, items } = ctx.params;
 				for (const { productId, quantity } of items) {
 					const line = `items.${productId}`;
-					await this.adapter.updateMany({ userId, [line]: quantity }, { $unset: { [line]: true }, $set: { updatedAt: new Date() } });
+					const change = { userId, reason: "checkout" as const, lines: [{ productId, quantity: 0 }] };
+					await this.changeCart({ userId, [line]: quantity }, { $unset: { [line]: true }, $set: { updatedAt: new Date() } }, change);
 				}
 				return true;
 			},
@@ -115,6 +120,13 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 	},
 
 	methods: {
+		/** Apply a change to a cart together with its `cart.updated` event (outbox); answers how many carts changed. */
+		async changeCart(filter: object, update: object, change: EventPayloads["cart.updated"]) {
+			const changed = await this.adapter.updateMany(filter, { ...update, ...outboxPush(domainEvent("cart.updated", change)) });
+			if (changed) void this.relayOutbox();
+			return changed;
+		},
+
 		/** Create the user's empty cart unless it exists (the unique index settles races). */
 		async ensureCart(userId: string) {
 			if (await this.adapter.findOne({ userId })) return;

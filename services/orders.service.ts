@@ -1,12 +1,13 @@
 /**
- * orders: checkout and order history.
+ * orders: checkout, cancellation and order history.
  *
  * Checkout prices every line from the catalog, stores the order as `pending`,
  * reserves its stock through `products.reserveStock` (all or nothing,
- * idempotent per order id) and then marks it `reserved`. A checkout that
- * cannot finish is abandoned: its stock is released by order id and the
- * pending order removed — right away when the failure is known, or by the
- * sweep of stale checkouts after a crash or a lost answer.
+ * idempotent per order id), marks it `reserved` and takes the payment (the
+ * saga in mixins/order-saga.mixin.ts): `paid`, or `payment_failed` with the
+ * stock back. A checkout that cannot reserve is abandoned: its stock is
+ * released by order id and the pending order removed — right away when the
+ * failure is known, or by the recovery sweep after a crash or a lost answer.
  *
  * With an `Idempotency-Key`, the order document itself is the claim on the
  * key: a unique index on `idempotencyKey` lets exactly one of several
@@ -14,22 +15,28 @@
  */
 import { createHash } from "node:crypto";
 import type { ServiceSchema } from "moleculer";
+import { Errors } from "moleculer";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
+import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+import { OrderSagaMixin, stockLines, type OrderStatus, type SagaMethods, type SagaOrder } from "../mixins/order-saga.mixin";
+import { config } from "../lib/config";
 import { conflict, notFound, unprocessable } from "../lib/errors";
-import { idParam, itemsParam, MAX_QUANTITY, pageParams, quoteOptionParams } from "../lib/params";
-import { mergeItems, type PricedLine } from "../lib/pricing";
+import { idParam, itemsParam, MAX_QUANTITY, pageParams, paymentMethodParam, quoteOptionParams } from "../lib/params";
+import { CHARGE_TIMEOUT_MS } from "../lib/payment-provider";
+import { QUOTE_SCHEMA } from "../lib/quote";
+import { mergeItems } from "../lib/pricing";
 import { QUOTE_CALL_OPTIONS, type PricingQuote, type Quote, type QuoteParams } from "../lib/quote";
 import type { ItemRequest, ShopContext } from "../lib/types";
 
 /** A checkout still pending after this long is stale: it is abandoned and its key freed. */
-const PENDING_TIMEOUT_MS = 60_000;
-const SWEEP_INTERVAL_MS = 30_000;
-/** How long a repeat waits for the first request with its key (below the broker's requestTimeout). */
-const IDEMPOTENCY_WAIT_MS = 2_500;
+const PENDING_TIMEOUT_MS = config.orders.recoverAfterMs;
+/** How long a repeat waits for the first request with its key to finish. */
+const IDEMPOTENCY_WAIT_MS = CHARGE_TIMEOUT_MS + 2_000;
 const IDEMPOTENCY_POLL_MS = 50;
+/** Checkout: pricing, reservation, the charge (with its lookup) and the invoice. */
+const CHECKOUT_TIMEOUT_MS = IDEMPOTENCY_WAIT_MS + 3_000;
 
 /** `pending` and `abandoned` are steps inside a checkout: users never see them. */
-export type OrderStatus = "pending" | "abandoned" | "reserved";
 const IN_CHECKOUT: OrderStatus[] = ["pending", "abandoned"];
 
 export interface Order extends Omit<Quote, "discountCode"> {
@@ -37,12 +44,15 @@ export interface Order extends Omit<Quote, "discountCode"> {
 	userId: string;
 	discountCode?: string;
 	status: OrderStatus;
+	timeline: Array<{ status: OrderStatus; at: Date; note?: string }>;
+	invoiceNumber?: string;
+	payment?: { status: string; failureCode?: string; failureMessage?: string; card?: { brand: string; last4: string } };
 	createdAt: Date;
 	updatedAt: Date;
 }
 
-interface OrderDoc extends Omit<Order, "id"> {
-	_id: any;
+interface OrderDoc extends SagaOrder {
+	createdAt: Date;
 	idempotencyKey?: string;
 	requestHash?: string;
 }
@@ -52,26 +62,29 @@ interface CheckoutParams {
 	fromCart?: boolean;
 	country?: string;
 	discountCode?: string;
+	paymentMethod: string;
 }
 
-interface OrdersMethods extends DbMethods {
-	sweepTimer?: NodeJS.Timeout;
+interface OrdersMethods extends DbMethods, OutboxMethods, SagaMethods {
 	checkout(ctx: ShopContext<CheckoutParams>, key: string | undefined): Promise<Order>;
+	answerCheckout(ctx: ShopContext, order: Order): Order;
 	replay(ctx: ShopContext, key: string, requestHash: string): Promise<Order | null>;
 	requestedItems(ctx: ShopContext<CheckoutParams>): Promise<ItemRequest[]>;
 	priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[]): Promise<Quote>;
 	abandonCheckout(order: OrderDoc): Promise<boolean>;
-	sweepStaleCheckouts(): Promise<number>;
 }
 
-/** The same lines in any order, or the same cart, to the same place with the same code, hash the same. */
+/** The same lines in any order, or the same cart, to the same place with the same code and payment method, hash the same. */
 function hashRequest(params: CheckoutParams): string {
 	const lines = mergeItems(params.items ?? []).sort((a, b) => a.productId.localeCompare(b.productId));
-	const body = { ...(params.fromCart ? { fromCart: true } : { items: lines }), country: params.country, discountCode: params.discountCode };
+	const body = {
+		...(params.fromCart ? { fromCart: true } : { items: lines }),
+		country: params.country, discountCode: params.discountCode, paymentMethod: params.paymentMethod,
+	};
 	return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
 
-const stockLines = (order: { items: PricedLine[] }) => order.items.map(({ productId, quantity }) => ({ productId, quantity }));
+const { MoleculerClientError } = Errors;
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
 const OrdersService: ServiceSchema<any, OrdersMethods> = {
@@ -82,39 +95,52 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			collection: "orders",
 			schema: {
 				userId: String,
-				items: [{ _id: false, productId: String, sku: String, name: String, unitPrice: Number, quantity: Number, lineTotal: Number }],
-				subtotal: Number,
-				discount: Number,
-				discountCode: String,
-				shipping: Number,
-				tax: Number,
-				total: Number,
-				currency: String,
-				country: String,
+				...QUOTE_SCHEMA,
 				status: String,
+				timeline: [{ _id: false, status: String, at: Date, note: String }],
+				paymentMethod: String,
+				payment: { status: String, failureCode: String, failureMessage: String, card: { brand: String, last4: String } },
+				invoiceNumber: String,
+				fromCart: Boolean,
+				paidAt: Date,
+				cancelledAt: Date,
+				refunded: Number,
 				idempotencyKey: String,
 				requestHash: String,
+				...OUTBOX_FIELD,
 				createdAt: Date,
 				updatedAt: Date,
 			},
-			indexes: [{ field: "userId" }, { field: "status" }, { field: "idempotencyKey", unique: true, sparse: true }],
+			indexes: [{ field: "userId" }, { field: "status" }, { field: "idempotencyKey", unique: true, sparse: true }, OUTBOX_INDEX],
 		}),
+		OutboxMixin,
+		OrderSagaMixin,
 	],
 
 	settings: {
-		fields: ["id", "userId", "items", "subtotal", "discount", "discountCode", "shipping", "tax", "total", "currency", "country", "status", "createdAt", "updatedAt"],
+		fields: [
+			"id", "userId", "items", "subtotal", "discount", "discountCode", "shipping", "tax", "total", "currency", "country",
+			"status", "timeline", "payment", "invoiceNumber", "paidAt", "cancelledAt", "refunded", "createdAt", "updatedAt",
+		],
 	},
 
 	actions: {
-		/** Check out `items`, or the cart with `fromCart: true`. Answers 201 with the order. */
+		/**
+		 * Check out `items`, or the cart with `fromCart: true`, paying with `paymentMethod`.
+		 * Answers 201 with the paid order; 402 when the payment failed (the order is
+		 * kept as payment_failed, its stock released); 202 with the reserved order when
+		 * the provider's answer is not known yet (the order settles by itself).
+		 */
 		create: {
 			auth: "user",
 			// Never re-run blindly: a repeat is safe only through the Idempotency-Key.
 			retryPolicy: { enabled: false },
+			timeout: CHECKOUT_TIMEOUT_MS,
 			params: {
 				$$strict: true,
 				items: { ...itemsParam, optional: true },
 				fromCart: { type: "equal", value: true, strict: true, optional: true },
+				paymentMethod: paymentMethodParam,
 				...quoteOptionParams,
 			},
 			async handler(ctx: ShopContext<CheckoutParams>) {
@@ -125,14 +151,32 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 					]);
 				}
 				const key = ctx.meta.idempotencyKey ? `${ctx.meta.user!.id}:${ctx.meta.idempotencyKey}` : undefined;
-				const order = await this.checkout(ctx, key);
-				ctx.meta.$statusCode = 201;
-				ctx.meta.$location = `/api/v1/orders/${order.id}`;
-				return order;
+				return this.answerCheckout(ctx, await this.checkout(ctx, key));
 			},
 		},
 
-		/** Counts and revenue over all placed orders (for the REPL's shop summary). */
+		/** Cancel one of the signed-in user's paid orders: refund in full and put the stock back. 409 when it cannot be cancelled. */
+		cancel: {
+			auth: "user",
+			retryPolicy: { enabled: false },
+			timeout: CHECKOUT_TIMEOUT_MS,
+			params: { $$strict: true, id: idParam },
+			async handler(ctx: ShopContext<{ id: string }>) {
+				let doc = (await this.findEntity(ctx.params.id)) as OrderDoc | null;
+				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status)) throw notFound("Order", ctx.params.id);
+				if (doc.status === "paid" && (await this.transition(doc, "paid", "cancelling", {}, [], "requested by the customer"))) {
+					doc = { ...doc, status: "cancelling" };
+				} else {
+					doc = (await this.adapter.findById(doc._id)) as OrderDoc;
+				}
+				if (doc.status !== "cancelling") {
+					throw conflict(`The order is ${doc.status.replace("_", " ")} and cannot be cancelled`, "ORDER_NOT_CANCELLABLE", { status: doc.status });
+				}
+				return this.toEntity(ctx, await this.completeCancellation(doc));
+			},
+		},
+
+		/** Counts per status, and revenue of the paid orders (for the REPL's shop summary). */
 		summary: {
 			visibility: "public",
 			params: { $$strict: true },
@@ -143,6 +187,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				const count: Record<string, number> = {};
 				for (const order of orders) {
 					byStatus[order.status] = (byStatus[order.status] ?? 0) + 1;
+					if (order.status !== "paid") continue;
 					revenue[order.currency] = (revenue[order.currency] ?? 0) + order.total;
 					count[order.currency] = (count[order.currency] ?? 0) + 1;
 				}
@@ -172,6 +217,27 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				return this.toEntity(ctx, doc);
 			},
 		},
+
+		/** Every placed order's status, total and lines (for audits: the invariant check and reports). */
+		audit: {
+			visibility: "public",
+			params: { $$strict: true },
+			async handler() {
+				const docs = (await this.adapter.find({ query: { status: { $nin: IN_CHECKOUT } } })) as OrderDoc[];
+				return docs.map(doc => ({ id: this.encodeID(doc._id), status: doc.status, total: doc.total, currency: doc.currency, items: stockLines(doc) }));
+			},
+		},
+
+		/** Any order by id, with its raw status (for reports, the REPL and tests). */
+		find: {
+			visibility: "public",
+			params: { $$strict: true, id: idParam },
+			async handler(ctx: ShopContext<{ id: string }>) {
+				const doc = await this.findEntity(ctx.params.id);
+				if (!doc) throw notFound("Order", ctx.params.id);
+				return this.toEntity(ctx, doc);
+			},
+		},
 	},
 
 	methods: {
@@ -188,7 +254,8 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			let order: OrderDoc;
 			try {
 				order = (await this.adapter.insert({
-					userId, ...priced, status: "pending", createdAt: now, updatedAt: now,
+					userId, ...priced, status: "pending", timeline: [], paymentMethod: ctx.params.paymentMethod, createdAt: now, updatedAt: now,
+					...(ctx.params.fromCart && { fromCart: true }),
 					...(key && { idempotencyKey: key, requestHash }),
 				})) as OrderDoc;
 			} catch (err) {
@@ -205,22 +272,29 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				else await this.abandonCheckout(order).catch(e => this.logger.warn(`Checkout ${orderId} is left to the sweep: ${e.message}`));
 				throw err;
 			}
-			const marked = await this.adapter.updateMany({ _id: order._id, status: "pending" }, { $set: { status: "reserved", updatedAt: new Date() } });
-			if (marked !== 1) {
+			if (!(await this.transition(order, "pending", "reserved"))) {
 				// The sweep abandoned this checkout meanwhile; its release may have come before our reservation.
 				await ctx.call("products.releaseStock", { orderId, items: stockLines(order) });
 				throw conflict("The checkout took too long and was abandoned; please try again", "CHECKOUT_ABANDONED");
 			}
+			return this.toEntity(ctx, await this.settlePayment({ ...order, status: "reserved" }));
+		},
 
-			if (ctx.params.fromCart) await ctx.call("carts.removeItems", { userId, items: stockLines(order) });
-			const saved = await this.adapter.findById(order._id);
-			await this.entityChanged("created", saved, ctx);
-			return this.toEntity(ctx, saved);
+		/** 201 for a paid order, 202 for one whose payment is not settled yet, 402 for a failed payment. */
+		answerCheckout(ctx: ShopContext, order: Order) {
+			if (order.status === "payment_failed") {
+				throw new MoleculerClientError(order.payment?.failureMessage ?? "The payment failed", 402, "PAYMENT_FAILED", {
+					orderId: order.id, reason: order.payment?.failureCode,
+				});
+			}
+			ctx.meta.$statusCode = order.status === "reserved" ? 202 : 201;
+			ctx.meta.$location = `/api/v1/orders/${order.id}`;
+			return order;
 		},
 
 		/**
-		 * The order an earlier request with this key created, once it is complete;
-		 * null when there is none (any more). A different request under the same
+		 * The order an earlier request with this key created, once it is placed and
+		 * its payment settled (or, past the wait, as it is); null when there is none (any more). A different request under the same
 		 * key is refused; a stale claim is abandoned so the key can be used again.
 		 */
 		async replay(ctx: ShopContext, key: string, requestHash: string) {
@@ -231,11 +305,12 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				if (doc.requestHash !== requestHash) {
 					throw unprocessable("This Idempotency-Key was already used for a different request", "IDEMPOTENCY_KEY_REUSED");
 				}
-				if (!IN_CHECKOUT.includes(doc.status)) {
+				const settling = doc.status === "reserved" && Date.now() < deadline;
+				if (!IN_CHECKOUT.includes(doc.status) && !settling) {
 					ctx.meta.$responseHeaders = { "Idempotent-Replayed": "true" };
 					return this.toEntity(ctx, doc);
 				}
-				if (Date.now() - new Date(doc.updatedAt).getTime() > PENDING_TIMEOUT_MS) {
+				if (!settling && Date.now() - new Date(doc.updatedAt).getTime() > PENDING_TIMEOUT_MS) {
 					await this.abandonCheckout(doc);
 					continue;
 				}
@@ -278,33 +353,11 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			return true;
 		},
 
-		/** Abandon every checkout that has been pending longer than PENDING_TIMEOUT_MS. */
-		async sweepStaleCheckouts() {
-			const stale = (await this.adapter.find({
-				query: { status: { $in: IN_CHECKOUT }, updatedAt: { $lt: new Date(Date.now() - PENDING_TIMEOUT_MS) } },
-			})) as OrderDoc[];
-			let abandoned = 0;
-			for (const order of stale) {
-				try {
-					if (await this.abandonCheckout(order)) abandoned++;
-				} catch (err: any) {
-					this.logger.warn(`Could not abandon stale checkout ${this.encodeID(order._id)} yet: ${err.message}`);
-				}
-			}
-			if (abandoned) this.logger.warn(`Abandoned ${abandoned} stale checkout(s) and released their stock.`);
-			return abandoned;
-		},
 	},
 
+	/** Finish what a previous run of this node left half done (and keep doing so periodically, see the saga mixin). */
 	started() {
-		const sweep = () => this.sweepStaleCheckouts().catch(err => this.logger.warn(`Sweep of stale checkouts failed: ${err.message}`));
-		this.sweepTimer = setInterval(sweep, SWEEP_INTERVAL_MS);
-		this.sweepTimer.unref();
-		void sweep();
-	},
-
-	stopped() {
-		clearInterval(this.sweepTimer);
+		void this.recoverOrders().catch(err => this.logger.warn(`Order recovery failed: ${err.message}`));
 	},
 };
 

@@ -5,12 +5,18 @@
  * `reserveStock` / `releaseStock`, which use conditional atomic updates
  * (`stock >= quantity` in the filter), so stock can never go below zero,
  * whatever the number of concurrent checkouts or nodes. Each product records
- * what every order holds of it (`reservations.<orderId>: quantity`), which
- * makes reserving and releasing idempotent per order.
+ * what every open order holds of it (`reservations.<orderId>: quantity`),
+ * which makes reserving and releasing idempotent per order. A paid order's
+ * hold is committed (the entry goes, the stock stays taken); an order
+ * cancelled after payment gives its units back once (`restocked.<orderId>`).
+ * Taking stock below LOW_STOCK_THRESHOLD writes a `stock.low` event in the
+ * same update (outbox).
  */
 import type { ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
+import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, outboxPush, type OutboxMethods } from "../mixins/outbox.mixin";
+import { domainEvent } from "../lib/events";
 import { config } from "../lib/config";
 import { conflict, notFound } from "../lib/errors";
 import { idParam, itemsParam, pageParams } from "../lib/params";
@@ -35,9 +41,10 @@ export interface Product {
 	updatedAt: Date;
 }
 
-interface ProductsMethods extends DbMethods {
+interface ProductsMethods extends DbMethods, OutboxMethods {
 	shortItems(items: ItemRequest[]): Promise<Array<ItemRequest & { available: number }>>;
 	takeStock(orderId: string, items: ItemRequest[]): Promise<ItemRequest[]>;
+	takeLine(orderId: string, item: ItemRequest): Promise<boolean>;
 	returnStock(orderId: string, items: ItemRequest[]): Promise<ItemRequest[]>;
 	saveProduct(ctx: ShopContext, save: () => Promise<object>, type: "created" | "updated"): Promise<Product>;
 }
@@ -84,11 +91,14 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 				category: String,
 				stock: Number,
 				reservations: { type: mongoose.Schema.Types.Mixed },
+				restocked: { type: mongoose.Schema.Types.Mixed },
+				...OUTBOX_FIELD,
 				createdAt: Date,
 				updatedAt: Date,
 			},
-			indexes: [{ field: "sku", unique: true }, { field: "category" }],
+			indexes: [{ field: "sku", unique: true }, { field: "category" }, OUTBOX_INDEX],
 		}),
+		OutboxMixin,
 	],
 
 	settings: {
@@ -133,6 +143,23 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 				const doc = await this.findEntity(ctx.params.id);
 				if (!doc) throw notFound("Product", ctx.params.id);
 				return this.toEntity(ctx, doc);
+			},
+		},
+
+		/**
+		 * A customer looks at a product (GET /products/:id): the product, and a
+		 * `product.viewed` event for analytics. Views are not state changes, so the
+		 * event is published directly, best effort (a lost view costs nothing).
+		 */
+		view: {
+			auth: "public",
+			params: { $$strict: true, id: idParam },
+			async handler(ctx: ShopContext<{ id: string }>) {
+				const product = await ctx.call<Product, { id: string }>("products.get", { id: ctx.params.id });
+				const viewed = domainEvent("product.viewed", { productId: product.id, userId: ctx.meta.user?.id ?? null });
+				this.broker.sendToChannel(viewed.type, viewed, { msgID: viewed.id })
+					.catch((err: Error) => this.logger.debug(`A product view was not recorded: ${err.message}`));
+				return product;
 			},
 		},
 
@@ -245,28 +272,84 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 				}
 			},
 		},
+
+		/** The order is paid: its hold becomes a sale (the stock stays taken, the reservation entry goes). Idempotent. */
+		commitStock: {
+			visibility: "public",
+			params: { $$strict: true, orderId: idParam, items: itemsParam },
+			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
+				const reservation = `reservations.${ctx.params.orderId}`;
+				for (const item of byProductId(ctx.params.items)) {
+					if (!this.isValidId(item.productId)) continue;
+					await this.adapter.updateMany({ _id: this.decodeID(item.productId), [reservation]: { $exists: true } }, { $unset: { [reservation]: true } });
+				}
+				return { orderId: ctx.params.orderId };
+			},
+		},
+
+		/** A paid order was cancelled: put its units back on the shelf, once per order. */
+		restockOrder: {
+			visibility: "public",
+			params: { $$strict: true, orderId: idParam, items: itemsParam },
+			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
+				const marker = `restocked.${ctx.params.orderId}`;
+				const restocked: ItemRequest[] = [];
+				try {
+					for (const item of byProductId(ctx.params.items)) {
+						if (!this.isValidId(item.productId)) continue;
+						const count = await this.adapter.updateMany(
+							{ _id: this.decodeID(item.productId), [marker]: { $exists: false } },
+							{ $inc: { stock: item.quantity }, $set: { [marker]: item.quantity, updatedAt: new Date() } },
+						);
+						if (count === 1) restocked.push(item);
+					}
+					return { orderId: ctx.params.orderId, items: restocked };
+				} finally {
+					await this.clearCache();
+				}
+			},
+		},
 	},
 
 	methods: {
-		/**
-		 * Take each line with one conditional atomic update: enough stock, and no
-		 * reservation of this order yet. Stops at the first short line; returns
-		 * the lines the order now holds.
-		 */
+		/** Take each line (see takeLine). Stops at the first short line; returns the lines the order now holds. */
 		async takeStock(orderId: string, items: ItemRequest[]) {
 			const held: ItemRequest[] = [];
-			const reservation = `reservations.${orderId}`;
 			for (const item of items) {
-				if (!this.isValidId(item.productId)) break;
-				const _id = this.decodeID(item.productId);
-				const taken = await this.adapter.updateMany(
-					{ _id, stock: { $gte: item.quantity }, [reservation]: { $exists: false } },
-					{ $inc: { stock: -item.quantity }, $set: { [reservation]: item.quantity, updatedAt: new Date() } },
-				);
-				if (taken !== 1 && !(await this.adapter.findOne({ _id, [reservation]: item.quantity }))) break;
+				if (!this.isValidId(item.productId) || !(await this.takeLine(orderId, item))) break;
 				held.push(item);
 			}
 			return held;
+		},
+
+		/**
+		 * Take one line with one conditional atomic update: enough stock, and no
+		 * reservation of this order yet. When it brings the stock from above the
+		 * low-stock threshold to at or below it, the update is conditional on the
+		 * exact stock read and carries the `stock.low` event; a concurrent change
+		 * makes it read and try again. False when the stock is short.
+		 */
+		async takeLine(orderId: string, { productId, quantity }: ItemRequest) {
+			const _id = this.decodeID(productId);
+			const reservation = `reservations.${orderId}`;
+			const threshold = config.lowStockThreshold;
+			for (;;) {
+				const doc = (await this.adapter.findById(_id)) as (Product & { reservations?: Record<string, number> }) | null;
+				const held = doc?.reservations?.[orderId];
+				if (held !== undefined) return held === quantity;
+				if (!doc || doc.stock < quantity) return false;
+				const left = doc.stock - quantity;
+				const crossing = left <= threshold && doc.stock > threshold;
+				const event = crossing && domainEvent("stock.low", { productId, sku: doc.sku, name: doc.name, stock: left, threshold });
+				const taken = await this.adapter.updateMany(
+					{ _id, stock: crossing ? doc.stock : { $gte: quantity }, [reservation]: { $exists: false } },
+					{ $inc: { stock: -quantity }, $set: { [reservation]: quantity, updatedAt: new Date() }, ...(event && outboxPush(event)) },
+				);
+				if (taken === 1) {
+					if (event) void this.relayOutbox();
+					return true;
+				}
+			}
 		},
 
 		/** Return the lines this order holds, each with one conditional atomic update. */

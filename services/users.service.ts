@@ -7,7 +7,10 @@
 import type { ServiceSchema } from "moleculer";
 import argon2 from "argon2";
 import jwt from "jsonwebtoken";
+import { randomUUID } from "node:crypto";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
+import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+import { domainEvent } from "../lib/events";
 import { config } from "../lib/config";
 import { conflict, notFound, unauthorized } from "../lib/errors";
 import { idParam, pageParams } from "../lib/params";
@@ -25,7 +28,7 @@ const HASHING_BULKHEAD = { enabled: true, concurrency: 4, maxQueueSize: 100 };
 const HASHING_TIMEOUT_MS = 15_000;
 const CHANNELS = ["email", "sms", "push"];
 
-interface UsersMethods extends DbMethods {
+interface UsersMethods extends DbMethods, OutboxMethods {
 	jwtSecret: string;
 	dummyHash: string;
 	issueToken(user: { id: string; role: Role }): string;
@@ -50,11 +53,13 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 				role: String,
 				phone: String,
 				preferences: { channels: [String] },
+				...OUTBOX_FIELD,
 				createdAt: Date,
 				updatedAt: Date,
 			},
-			indexes: [{ field: "email", unique: true }],
+			indexes: [{ field: "email", unique: true }, OUTBOX_INDEX],
 		}),
+		OutboxMixin,
 	],
 
 	settings: {
@@ -72,12 +77,16 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			async handler(ctx: ShopContext<{ name: string; email: string; password: string }>) {
 				const { name, email, password } = ctx.params;
 				const now = new Date();
+				// The id is chosen here so that the account and its user.registered event are one insert.
+				const _id = this.encodeID(randomUUID().replace(/-/g, "").slice(0, 24));
 				const doc = {
+					_id,
 					name,
 					email,
 					passwordHash: await argon2.hash(password, HASH_OPTIONS),
 					role: "customer",
 					preferences: { channels: ["email"] },
+					outbox: [domainEvent("user.registered", { userId: _id }, now)],
 					createdAt: now,
 					updatedAt: now,
 				};
@@ -89,6 +98,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 					throw err;
 				}
 				await this.entityChanged("created", saved, ctx);
+				void this.relayOutbox();
 				const user = await this.publicUser(ctx, saved);
 				ctx.meta.$statusCode = 201;
 				ctx.meta.$location = "/api/v1/users/me";

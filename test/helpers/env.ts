@@ -5,6 +5,8 @@ process.env.LOG_LEVEL = process.env.TEST_LOG_LEVEL || "error";
 process.env.JWT_SECRET = "test-secret";
 process.env.ADMIN_EMAIL = "admin@moleshop.test";
 process.env.ADMIN_PASSWORD = "admin-password";
+// A provider that does not answer within 1 s is asked for the charge by its key (keeps timeout tests short).
+process.env.PAYMENT_TIMEOUT_MS = "1000";
 
 // With MONGO_URI the whole suite runs against that MongoDB: each test file
 // in a database of its own, dropped when the file's shop stops.

@@ -1,6 +1,9 @@
-/** A nats-server of the test's own, on a free port (never 4222). */
+/** A nats-server of the test's own, with JetStream in its own store, on a free port (never 4222). */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { freePort, waitFor } from "./process";
 
 /** Whether the nats-server binary is on PATH. */
@@ -13,8 +16,10 @@ export interface NatsServer {
 	port: number;
 	/** SIGTERM and wait for the exit. */
 	stop(): Promise<void>;
-	/** Start again on the same port. */
+	/** Start again on the same port, with the same JetStream store. */
 	start(): Promise<void>;
+	/** Stop and delete the store. */
+	destroy(): Promise<void>;
 }
 
 function accepting(port: number): Promise<boolean> {
@@ -27,12 +32,13 @@ function accepting(port: number): Promise<boolean> {
 
 export async function startNatsServer(): Promise<NatsServer> {
 	const port = await freePort();
+	const store = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-nats-"));
 	let child: ChildProcess | undefined;
 	const server: NatsServer = {
 		url: `nats://127.0.0.1:${port}`,
 		port,
 		async start() {
-			child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+			child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store], { stdio: "ignore" });
 			await waitFor(() => accepting(port), 15_000, `nats-server on port ${port}`);
 		},
 		async stop() {
@@ -40,6 +46,10 @@ export async function startNatsServer(): Promise<NatsServer> {
 			const exited = new Promise(resolve => child!.once("exit", resolve));
 			child.kill("SIGTERM");
 			await exited;
+		},
+		async destroy() {
+			await server.stop();
+			fs.rmSync(store, { recursive: true, force: true });
 		},
 	};
 	await server.start();

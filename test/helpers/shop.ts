@@ -13,8 +13,17 @@ import OrdersService from "../../services/orders.service";
 import ProductsService from "../../services/products.service";
 import PricingService from "../../services/pricing.service";
 import UsersService from "../../services/users.service";
+import PaymentProviderService from "../../services/payment-provider.service";
+import PaymentsService from "../../services/payments.service";
+import InvoicesService from "../../services/invoices.service";
+import NotificationsService from "../../services/notifications.service";
+import AnalyticsService from "../../services/analytics.service";
+import EventsService from "../../services/events.service";
 
-export const ALL_SERVICES: ServiceSchema<any, any>[] = [UsersService, ProductsService, PricingService, CartsService, OrdersService, ApiService];
+export const ALL_SERVICES: ServiceSchema<any, any>[] = [
+	UsersService, ProductsService, PricingService, CartsService, OrdersService, PaymentProviderService, PaymentsService,
+	InvoicesService, NotificationsService, AnalyticsService, EventsService, ApiService,
+];
 
 let brokers = 0;
 

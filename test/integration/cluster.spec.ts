@@ -15,6 +15,7 @@ import path from "node:path";
 import fs from "node:fs";
 import { ServiceBroker } from "moleculer";
 import brokerConfig from "../../moleculer.config";
+import { TOPOLOGY } from "../../lib/topology";
 import { steadyLoad } from "../helpers/load";
 import { natsServerInstalled, startNatsServer, type NatsServer } from "../helpers/nats";
 import { freePort, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";
@@ -42,7 +43,7 @@ describeWithNats("npm run cluster", () => {
 		try {
 			await waitUntilReady(port, 90_000);
 			const pids = [...output.matchAll(/started (\S+) \(pid (\d+)\)/g)].map(m => ({ label: m[1], pid: Number(m[2]) }));
-			expect(pids.map(p => p.label).sort()).toEqual(["api", "carts", "orders", "pricing-1", "pricing-2", "products", "users"]);
+			expect(pids.map(p => p.label).sort()).toEqual(TOPOLOGY.map(t => t.label).sort());
 			expect(output).toMatch(/^users\s+\| .*JWT_SECRET is not set/m); // node logs, prefixed by node
 			script.kill("SIGTERM");
 			expect(await exited).toBe(0);
@@ -57,7 +58,7 @@ describeWithNats("npm run cluster", () => {
 			expect(alive).toEqual([]);
 		} finally {
 			if (script.exitCode === null) script.kill("SIGKILL");
-			await nats.stop();
+			await nats.destroy();
 			fs.rmSync(dataDir, { recursive: true, force: true });
 		}
 	}, 120_000);
@@ -99,10 +100,8 @@ describeWithNats("cluster over NATS", () => {
 		dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-cluster-"));
 		nats = await startNatsServer();
 		apiPort = await freePort();
-		for (const service of ["users", "products", "carts", "orders"]) start(service, service);
-		start("pricing-1", "pricing");
-		start("pricing-2", "pricing");
-		start("api", "api", { PORT: String(apiPort), LOG_LEVEL: "info" }); // info: the circuit log lines
+		for (const { label, services } of TOPOLOGY.filter(t => t.label !== "api")) start(label, services);
+		start("api", "api,events", { PORT: String(apiPort), LOG_LEVEL: "info" }); // info: the circuit log lines
 		probe = new ServiceBroker({ ...brokerConfig, nodeID: `probe-${process.pid}`, namespace, transporter: { type: "NATS", options: { url: nats.url } }, logger: false });
 		await probe.start();
 		await waitUntilReady(apiPort, 90_000);
@@ -112,7 +111,7 @@ describeWithNats("cluster over NATS", () => {
 	afterAll(async () => {
 		await probe?.stop();
 		await Promise.all([...nodes.values()].map(node => node.stop()));
-		await nats?.stop();
+		await nats?.destroy();
 		fs.rmSync(dataDir, { recursive: true, force: true });
 	}, 60_000);
 
@@ -126,9 +125,9 @@ describeWithNats("cluster over NATS", () => {
 		expect(registered.status).toBe(201);
 		const { token } = (await registered.json()) as any;
 		const product = ((await (await fetch(`${api}/products?q=mug`)).json()) as any).rows[0];
-		const order = await post("/orders", { items: [{ productId: product.id, quantity: 2 }] }, token);
+		const order = await post("/orders", { items: [{ productId: product.id, quantity: 2 }], paymentMethod: "pm_card_visa" }, token);
 		expect(order.status).toBe(201);
-		expect(await order.json()).toMatchObject({ status: "reserved", subtotal: 2 * product.price });
+		expect(await order.json()).toMatchObject({ status: "paid", subtotal: 2 * product.price });
 	});
 
 	it("balances calls over the two pricing replicas", async () => {

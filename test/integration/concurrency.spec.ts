@@ -24,7 +24,7 @@ it("sells exactly the stock to many simultaneous checkouts", async () => {
 	const buyers = await Promise.all(Array.from({ length: BUYERS }, () => shop.signUp()));
 
 	const results = await Promise.all(buyers.map(({ token }) =>
-		shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: plenty.id, quantity: 1 }, { productId: scarce.id, quantity: 1 }] } }),
+		shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", items: [{ productId: plenty.id, quantity: 1 }, { productId: scarce.id, quantity: 1 }] } }),
 	));
 
 	const statuses = results.map(r => r.status);
@@ -41,7 +41,7 @@ it("creates one order for simultaneous repeats with the same Idempotency-Key", a
 	const product = await newProduct("IDEM-1", 100);
 	const { token } = await shop.signUp();
 	const headers = { "idempotency-key": "checkout-42" };
-	const body = { items: [{ productId: product.id, quantity: 3 }] };
+	const body = { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 3 }] };
 
 	// Open the connections first, so that the checkouts really overlap on the server.
 	await Promise.all(Array.from({ length: 12 }, () => shop.request("GET", "/api/v1/users/me", { token })));
@@ -65,8 +65,8 @@ it("answers a repeated cart checkout with the first order after the cart was emp
 	const { token } = await shop.signUp();
 	await shop.request("PUT", `/api/v1/cart/items/${product.id}`, { token, body: { quantity: 2 } });
 	const headers = { "idempotency-key": "cart-checkout" };
-	const first = await shop.request("POST", "/api/v1/orders", { token, headers, body: { fromCart: true } });
-	const again = await shop.request("POST", "/api/v1/orders", { token, headers, body: { fromCart: true } });
+	const first = await shop.request("POST", "/api/v1/orders", { token, headers, body: { paymentMethod: "pm_card_visa", fromCart: true } });
+	const again = await shop.request("POST", "/api/v1/orders", { token, headers, body: { paymentMethod: "pm_card_visa", fromCart: true } });
 	expect(first.status).toBe(201);
 	expect(again.body).toEqual(first.body);
 	expect((await shop.request("GET", `/api/v1/products/${product.id}`)).body.stock).toBe(98);

@@ -69,7 +69,7 @@ describe("400 and 413: the body itself", () => {
 });
 
 describe("422: validation names the failing fields", () => {
-	const order = (items: unknown, extra: object = {}) => call("POST", "/api/v1/orders", { token: customer.token, body: { items, ...extra } });
+	const order = (items: unknown, extra: object = {}) => call("POST", "/api/v1/orders", { token: customer.token, body: { paymentMethod: "pm_card_visa", items, ...extra } });
 	const fields = (res: HttpResponse) => res.body.data.map((d: any) => d.field ?? d.type);
 
 	it.each([
@@ -170,13 +170,13 @@ describe("404 and 409", () => {
 		expect((await call("GET", "/api/v1/nothing-here")).status).toBe(404);
 		expect((await call("GET", "/api/v1/products/doesNotExist1234")).status).toBe(404);
 		expect((await call("PUT", "/api/v1/cart/items/doesNotExist1234", { token: customer.token, body: { quantity: 1 } })).status).toBe(404);
-		const res = await call("POST", "/api/v1/orders", { token: customer.token, body: { items: [{ productId: product.id, quantity: 1 }, { productId: "doesNotExist1234", quantity: 1 }] } });
+		const res = await call("POST", "/api/v1/orders", { token: customer.token, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }, { productId: "doesNotExist1234", quantity: 1 }] } });
 		expect(res.status).toBe(404);
 		expect(await stockOf(product.id)).toBe(product.stock);
 	});
 
 	it("hides other users' orders behind a 404", async () => {
-		const order = await call("POST", "/api/v1/orders", { token: customer.token, body: { items: [{ productId: product.id, quantity: 1 }] } });
+		const order = await call("POST", "/api/v1/orders", { token: customer.token, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] } });
 		expect(order.status).toBe(201);
 		const other = await shop.signUp();
 		expect((await call("GET", `/api/v1/orders/${order.body.id}`, { token: other.token })).status).toBe(404);
@@ -195,7 +195,7 @@ describe("404 and 409", () => {
 		const sticker = other.rows[0];
 		const res = await call("POST", "/api/v1/orders", {
 			token: customer.token,
-			body: { items: [{ productId: sticker.id, quantity: 2 }, { productId: product.id, quantity: product.stock + 1 }] },
+			body: { paymentMethod: "pm_card_visa", items: [{ productId: sticker.id, quantity: 2 }, { productId: product.id, quantity: product.stock + 1 }] },
 		});
 		expect(res.status).toBe(409);
 		expect(res.body).toMatchObject({ type: "OUT_OF_STOCK", data: { items: [{ productId: product.id, quantity: product.stock + 1, available: product.stock }] } });
@@ -206,8 +206,8 @@ describe("404 and 409", () => {
 
 	it("refuses to reuse an Idempotency-Key for another request", async () => {
 		const headers = { "idempotency-key": "reuse-me" };
-		expect((await call("POST", "/api/v1/orders", { token: customer.token, headers, body: { items: [{ productId: product.id, quantity: 1 }] } })).status).toBe(201);
-		const res = await call("POST", "/api/v1/orders", { token: customer.token, headers, body: { items: [{ productId: product.id, quantity: 2 }] } });
+		expect((await call("POST", "/api/v1/orders", { token: customer.token, headers, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] } })).status).toBe(201);
+		const res = await call("POST", "/api/v1/orders", { token: customer.token, headers, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] } });
 		expect(res.status).toBe(422);
 		expect(res.body.type).toBe("IDEMPOTENCY_KEY_REUSED");
 	});

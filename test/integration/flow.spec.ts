@@ -40,10 +40,10 @@ describe("purchase flow", () => {
 		expect(cart.body).toMatchObject({ subtotal, discount: 0, shipping: 499, tax: 0, total: subtotal + 499, country: "US" });
 		expect(cart.body.items).toHaveLength(2);
 
-		const order = await shop.request("POST", "/api/v1/orders", { token, body: { fromCart: true } });
+		const order = await shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", fromCart: true } });
 		expect(order.status).toBe(201);
 		expect(order.headers.get("location")).toBe(`/api/v1/orders/${order.body.id}`);
-		expect(order.body).toMatchObject({ userId: registered.body.user.id, subtotal, shipping: 499, total: subtotal + 499, currency: "USD", status: "reserved" });
+		expect(order.body).toMatchObject({ userId: registered.body.user.id, subtotal, shipping: 499, total: subtotal + 499, currency: "USD", status: "paid" });
 		expect(order.body.items).toEqual(expect.arrayContaining([
 			{ productId: mug.id, sku: mug.sku, name: mug.name, unitPrice: mug.price, quantity: 3, lineTotal: 3 * mug.price },
 		]));
@@ -62,9 +62,9 @@ describe("purchase flow", () => {
 		const { token } = await shop.signUp();
 		const { body: list } = await shop.request("GET", "/api/v1/products?q=sticker");
 		const sticker = list.rows[0];
-		const res = await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: sticker.id, quantity: 2, unitPrice: 1 }] } });
+		const res = await shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", items: [{ productId: sticker.id, quantity: 2, unitPrice: 1 }] } });
 		expect(res.status).toBe(422);
-		const ok = await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: sticker.id, quantity: 1 }, { productId: sticker.id, quantity: 1 }] } });
+		const ok = await shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", items: [{ productId: sticker.id, quantity: 1 }, { productId: sticker.id, quantity: 1 }] } });
 		expect(ok.status).toBe(201);
 		expect(ok.body.items).toEqual([expect.objectContaining({ quantity: 2, unitPrice: sticker.price, lineTotal: 2 * sticker.price })]);
 		expect(ok.body.subtotal).toBe(2 * sticker.price);
@@ -80,15 +80,15 @@ describe("purchase flow", () => {
 		const tax = Math.floor(((hoodie.price - discount + 799) * 1900 * 2 + 10_000) / 20_000);
 		expect(cart.body).toMatchObject({ subtotal: hoodie.price, discount, discountCode: "WELCOME10", shipping: 799, tax, country: "DE" });
 
-		const order = await shop.request("POST", "/api/v1/orders", { token, body: { fromCart: true, country: "DE", discountCode: "WELCOME10" } });
+		const order = await shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", fromCart: true, country: "DE", discountCode: "WELCOME10" } });
 		expect(order.status).toBe(201);
 		expect(order.body).toMatchObject({ subtotal: cart.body.subtotal, discount, shipping: 799, tax, total: cart.body.total, country: "DE", discountCode: "WELCOME10" });
 
-		const refused = await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: hoodie.id, quantity: 1 }], discountCode: "NOT-A-CODE" } });
+		const refused = await shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", items: [{ productId: hoodie.id, quantity: 1 }], discountCode: "NOT-A-CODE" } });
 		expect(refused.status).toBe(422);
 		expect(refused.body.type).toBe("UNKNOWN_DISCOUNT_CODE");
 		expect((await shop.request("GET", `/api/v1/products/${hoodie.id}`)).body.stock).toBe(hoodie.stock - 1);
-		expect((await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: hoodie.id, quantity: 1 }], country: "ZZ" } })).status).toBe(422);
+		expect((await shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", items: [{ productId: hoodie.id, quantity: 1 }], country: "ZZ" } })).status).toBe(422);
 	});
 
 	it("quotes items for anyone, before signing in", async () => {

@@ -20,7 +20,7 @@ describeWithMongo("MongoDB store", () => {
 	it("keeps each service's entities in its own collection, with string ids at the edge", async () => {
 		const { token, user } = await shop.signUp();
 		const product = (await shop.request("GET", "/api/v1/products?q=mug")).body.rows[0];
-		const order = await shop.request("POST", "/api/v1/orders", { token, body: { items: [{ productId: product.id, quantity: 1 }] } });
+		const order = await shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] } });
 		expect(order.status).toBe(201);
 		expect(typeof order.body.id).toBe("string");
 

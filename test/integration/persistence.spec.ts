@@ -37,11 +37,13 @@ it("keeps accounts, orders and stock across a restart", async () => {
 	const registered = await json(port, "POST", "/auth/register", { name: "Keeper", email: "keeper@x.io", password: "password123" });
 	expect(registered.status).toBe(201);
 	const product = (await json(port, "GET", "/products?q=hoodie")).body.rows[0];
-	const order = await json(port, "POST", "/orders", { items: [{ productId: product.id, quantity: 2 }] }, registered.body.token);
+	const order = await json(port, "POST", "/orders", { items: [{ productId: product.id, quantity: 2 }], paymentMethod: "pm_card_visa" }, registered.body.token);
 	expect(order.status).toBe(201);
 	const catalogSize = (await json(port, "GET", "/products")).body.total;
 	expect(await node.stop()).toBe(0);
-	expect(fs.readdirSync(dataDir).sort()).toEqual(["carts.db", "orders.db", "products.db", "users.db"]);
+	expect(fs.readdirSync(dataDir).sort()).toEqual([
+		"analytics.db", "carts.db", "invoices.db", "notifications.db", "orders.db", "payments.db", "products.db", "provider_charges.db", "users.db",
+	]);
 
 	node = startNode(env);
 	await waitUntilReady(port);
@@ -50,6 +52,8 @@ it("keeps accounts, orders and stock across a restart", async () => {
 	expect(login.body.user.id).toBe(registered.body.user.id);
 	const orders = await json(port, "GET", "/orders", undefined, login.body.token);
 	expect(orders.body.rows).toEqual([order.body]);
+	const invoice = await json(port, "GET", `/orders/${order.body.id}/invoice`, undefined, login.body.token);
+	expect(invoice.body.number).toBe(order.body.invoiceNumber);
 	expect((await json(port, "GET", `/products/${product.id}`)).body.stock).toBe(product.stock - 2);
 	expect((await json(port, "GET", "/products")).body.total).toBe(catalogSize); // not seeded twice
 });

@@ -1,6 +1,9 @@
 import type { ServiceBroker } from "moleculer";
 import CartsService from "../../services/carts.service";
 import OrdersService from "../../services/orders.service";
+import PaymentProviderService from "../../services/payment-provider.service";
+import PaymentsService from "../../services/payments.service";
+import InvoicesService from "../../services/invoices.service";
 import PricingService from "../../services/pricing.service";
 import ProductsService from "../../services/products.service";
 import UsersService from "../../services/users.service";
@@ -14,7 +17,7 @@ const as = (u: { id: string; role: string }, meta: object = {}) => ({ meta: { us
 const stockOf = async (id: string) => (await (broker.getLocalService("products") as any).adapter.findById(id)).stock;
 
 beforeAll(async () => {
-	broker = await startBroker([UsersService, ProductsService, PricingService, CartsService, OrdersService]);
+	broker = await startBroker([UsersService, ProductsService, PricingService, CartsService, OrdersService, PaymentProviderService, PaymentsService, InvoicesService]);
 	products = (await broker.call<any, any>("products.list", { sort: "price" })).rows;
 	user = (await broker.call<any, any>("users.register", { name: "Buyer", email: "buyer@test.io", password: "password123" })).user;
 });
@@ -23,31 +26,31 @@ afterAll(() => broker.stop());
 describe("orders.create", () => {
 	it("stores priced lines and the total, and takes the stock", async () => {
 		const [a, b] = products;
-		const order = await broker.call<any, any>("orders.create", { items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }] }, as(user));
-		expect(order).toMatchObject({ userId: user.id, status: "reserved", subtotal: 2 * a.price + b.price, total: 2 * a.price + b.price + 499, currency: "USD", country: "US" });
+		const order = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }] }, as(user));
+		expect(order).toMatchObject({ userId: user.id, status: "paid", subtotal: 2 * a.price + b.price, total: 2 * a.price + b.price + 499, currency: "USD", country: "US" });
 		expect(order.items[0]).toEqual({ productId: a.id, sku: a.sku, name: a.name, unitPrice: a.price, quantity: 2, lineTotal: 2 * a.price });
 		expect(await stockOf(a.id)).toBe(a.stock - 2);
 	});
 
 	it("refuses a checkout for an account that no longer exists, and reserves nothing", async () => {
 		const ghost = { id: "ghost00000000000", role: "customer" };
-		await expect(broker.call("orders.create", { items: [{ productId: products[0].id, quantity: 1 }] }, as(ghost))).rejects.toMatchObject({ code: 404 });
+		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: products[0].id, quantity: 1 }] }, as(ghost))).rejects.toMatchObject({ code: 404 });
 		expect((await broker.call<any, any>("products.get", { id: products[0].id })).stock).toBe(products[0].stock - 2);
 	});
 
 	it("refuses an empty cart", async () => {
-		await expect(broker.call("orders.create", { fromCart: true }, as(user))).rejects.toMatchObject({ code: 422, type: "EMPTY_CART" });
+		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", fromCart: true }, as(user))).rejects.toMatchObject({ code: 422, type: "EMPTY_CART" });
 	});
 
 	it("leaves no order behind when stock is short", async () => {
 		const before = await broker.call<any, any>("orders.list", {}, as(user));
 		const cap = products.find(p => p.sku === "CAP-001");
-		await expect(broker.call("orders.create", { items: [{ productId: cap.id, quantity: cap.stock + 1 }] }, as(user))).rejects.toMatchObject({ code: 409 });
+		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: cap.stock + 1 }] }, as(user))).rejects.toMatchObject({ code: 409 });
 		expect((await broker.call<any, any>("orders.list", {}, as(user))).total).toBe(before.total);
 	});
 
 	it("returns the first order for a repeated Idempotency-Key", async () => {
-		const params = { items: [{ productId: products[1].id, quantity: 1 }] };
+		const params = { paymentMethod: "pm_card_visa", items: [{ productId: products[1].id, quantity: 1 }] };
 		const first = await broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "k1" }));
 		const again = await broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "k1" }));
 		expect(again).toEqual(first);
@@ -57,7 +60,7 @@ describe("orders.create", () => {
 
 	it("creates one order when repeats with one key arrive at the same moment", async () => {
 		const product = products[3];
-		const params = { items: [{ productId: product.id, quantity: 1 }] };
+		const params = { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] };
 		const results = await Promise.all(Array.from({ length: 10 }, () => broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "same-moment" }))));
 		expect(new Set(results.map(order => order.id)).size).toBe(1);
 		expect(await stockOf(product.id)).toBe(product.stock - 1);
@@ -66,21 +69,21 @@ describe("orders.create", () => {
 	it("treats the same lines in another order as the same request", async () => {
 		const [a, b] = products;
 		const meta = { idempotencyKey: "reordered" };
-		const first = await broker.call<any, any>("orders.create", { items: [{ productId: a.id, quantity: 1 }, { productId: b.id, quantity: 1 }] }, as(user, meta));
-		const again = await broker.call<any, any>("orders.create", { items: [{ productId: b.id, quantity: 1 }, { productId: a.id, quantity: 1 }] }, as(user, meta));
+		const first = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: a.id, quantity: 1 }, { productId: b.id, quantity: 1 }] }, as(user, meta));
+		const again = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: b.id, quantity: 1 }, { productId: a.id, quantity: 1 }] }, as(user, meta));
 		expect(again.id).toBe(first.id);
 	});
 
 	it("refuses more than the maximum of one product, summed over its lines", async () => {
 		const line = { productId: products[0].id, quantity: 1000 };
-		await expect(broker.call("orders.create", { items: [line, line] }, as(user))).rejects.toMatchObject({ code: 422, type: "QUANTITY_TOO_LARGE" });
+		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [line, line] }, as(user))).rejects.toMatchObject({ code: 422, type: "QUANTITY_TOO_LARGE" });
 	});
 
 	it("lets a key be used again after its first request failed", async () => {
 		const cap = products.find(p => p.sku === "CAP-001");
 		const meta = { idempotencyKey: "retry-after-409" };
-		await expect(broker.call("orders.create", { items: [{ productId: cap.id, quantity: 999 }] }, as(user, meta))).rejects.toMatchObject({ code: 409 });
-		await expect(broker.call("orders.create", { items: [{ productId: cap.id, quantity: 999 }] }, as(user, meta))).rejects.toMatchObject({ code: 409 });
+		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: 999 }] }, as(user, meta))).rejects.toMatchObject({ code: 409 });
+		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: 999 }] }, as(user, meta))).rejects.toMatchObject({ code: 409 });
 	});
 });
 
@@ -106,22 +109,23 @@ describe("checkouts that cannot finish", () => {
 		await expect(broker.call("orders.get", { id: String(doc._id) }, as(user))).rejects.toMatchObject({ code: 404 });
 		expect((await broker.call<any, any>("orders.list", {}, as(user))).rows.map((o: any) => o.id)).not.toContain(String(doc._id));
 
-		expect(await orders().sweepStaleCheckouts()).toBe(1);
+		await orders().recoverOrders();
 		expect(await stockOf(product.id)).toBe(before);
 		expect(await orders().adapter.findById(doc._id)).toBeFalsy();
-		expect(await orders().sweepStaleCheckouts()).toBe(0);
+		await orders().recoverOrders();
+		expect(await stockOf(product.id)).toBe(before);
 	});
 
 	it("free their Idempotency-Key once stale", async () => {
 		const product = products[4];
 		const before = await stockOf(product.id);
-		const params = { items: [{ productId: product.id, quantity: 1 }] };
+		const params = { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] };
 		const probe = await broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "probe" }));
 		const { requestHash } = await orders().adapter.findById(probe.id);
 		await crashedCheckout(product, 1, { idempotencyKey: `${user.id}:stale-key`, requestHash });
 
 		const order = await broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "stale-key" }));
-		expect(order.status).toBe("reserved");
+		expect(order.status).toBe("paid");
 		expect(await stockOf(product.id)).toBe(before - 2); // the probe and this order; the stale claim gave its unit back
 	});
 
@@ -135,7 +139,7 @@ describe("checkouts that cannot finish", () => {
 			throw new Error("connection lost after the write");
 		};
 		try {
-			await expect(broker.call("orders.create", { items: [{ productId: product.id, quantity: 3 }] }, as(user))).rejects.toThrow("connection lost");
+			await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 3 }] }, as(user))).rejects.toThrow("connection lost");
 		} finally {
 			productsService.takeStock = takeStock;
 		}
@@ -158,7 +162,7 @@ describe("a checkout abandoned by the sweep while it reserves", () => {
 			return takeStock.call(this, orderId, items);
 		};
 		try {
-			await expect(broker.call("orders.create", { items: [{ productId: product.id, quantity: 2 }] }, as(user))).rejects.toMatchObject({ code: 409, type: "CHECKOUT_ABANDONED" });
+			await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] }, as(user))).rejects.toMatchObject({ code: 409, type: "CHECKOUT_ABANDONED" });
 		} finally {
 			productsService.takeStock = takeStock;
 		}
@@ -169,7 +173,7 @@ describe("a checkout abandoned by the sweep while it reserves", () => {
 describe("orders.list / orders.get", () => {
 	it("shows users their own orders only, newest first", async () => {
 		const other = (await broker.call<any, any>("users.register", { name: "Other", email: "other@test.io", password: "password123" })).user;
-		const theirs = await broker.call<any, any>("orders.create", { items: [{ productId: products[2].id, quantity: 1 }] }, as(other));
+		const theirs = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: products[2].id, quantity: 1 }] }, as(other));
 		const mine = await broker.call<any, any>("orders.list", {}, as(user));
 		expect(mine.rows.every((o: any) => o.userId === user.id)).toBe(true);
 		const dates = mine.rows.map((o: any) => new Date(o.createdAt).getTime());
