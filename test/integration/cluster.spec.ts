@@ -237,7 +237,7 @@ describeWithNats("cluster over NATS", () => {
 			expect(await repl.command(`call products.list '{"q":"hoodie"}'`)).toMatch(/HOOD-001[\s\S]*total: 1/);
 			expect(await repl.command("stock MUG-001")).toMatch(/MUG-001.*Moleculer Mug.*12\.99 USD/);
 			// The purchase of the first test: one order of two mugs.
-			expect(await repl.command("shop --threshold 10")).toMatch(/Orders: 1 \(reserved 1\)[\s\S]*Revenue: \d+\.\d\d USD[\s\S]*CAP-001/);
+			expect(await repl.command("shop --threshold 10")).toMatch(/Orders: 1 \(paid 1\)[\s\S]*Revenue: \d+\.\d\d USD[\s\S]*CAP-001/);
 			const health = await repl.command("health");
 			expect(health).toContain(nodeID(nodes.get("api")!));
 			expect(health).toMatch(/Replicas: .*pricing ×1.*users ×1/);

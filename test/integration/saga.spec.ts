@@ -182,6 +182,60 @@ describe("a checkout repeated with its Idempotency-Key", () => {
 	});
 });
 
+describe("recovery of orders a crash left half way", () => {
+	const orders = () => shop.broker.getLocalService("orders") as any;
+	const longAgo = () => new Date(Date.now() - 10 * 60_000);
+
+	/** An order that reserved its stock, as a checkout that died before or during its charge leaves it. */
+	async function stuckReserved(product: any, quantity: number, paymentMethod: string) {
+		const customer = await shop.signUp("Stuck");
+		const quote = await shop.broker.call<any, any>("pricing.quote", { items: [{ productId: product.id, quantity }] });
+		const { missing, ...priced } = quote;
+		const doc = await orders().adapter.insert({
+			userId: customer.user.id, ...priced, status: "reserved", paymentMethod, timeline: [{ status: "reserved", at: longAgo() }], createdAt: longAgo(), updatedAt: longAgo(),
+		});
+		const orderId = orders().encodeID(doc._id);
+		await shop.broker.call("products.reserveStock", { orderId, items: [{ productId: product.id, quantity }] });
+		return { orderId, customer, total: priced.total };
+	}
+
+	it("takes the payment of an order left reserved, and settles a failing card as payment_failed", async () => {
+		const product = await newProduct(10);
+		const good = await stuckReserved(product, 2, "pm_card_visa");
+		const bad = await stuckReserved(product, 3, "pm_card_chargeDeclined");
+		expect(await stockOf(product.id)).toBe(5);
+
+		await orders().recoverOrders();
+		expect(await shop.broker.call<any, any>("orders.find", { id: good.orderId })).toMatchObject({ status: "paid", invoiceNumber: expect.any(String) });
+		expect(await shop.broker.call<any, any>("orders.find", { id: bad.orderId })).toMatchObject({ status: "payment_failed" });
+		expect(await stockOf(product.id)).toBe(8);
+	});
+
+	it("finds a charge the provider made before the crash instead of charging again", async () => {
+		const product = await newProduct(10);
+		const stuck = await stuckReserved(product, 1, "pm_card_visa");
+		// The provider took the money; payments died before writing it down.
+		await shop.broker.call("payment-provider.charge", { key: `charge:${stuck.orderId}`, amount: stuck.total, currency: "USD", paymentMethod: "pm_card_visa" });
+
+		await orders().recoverOrders();
+		expect((await shop.broker.call<any, any>("orders.find", { id: stuck.orderId })).status).toBe("paid");
+		expect(await ledgerOf(stuck.orderId)).toEqual([expect.objectContaining({ kind: "charge", status: "succeeded", amount: stuck.total })]);
+	});
+
+	it("finishes a cancellation left half way: one refund, the stock back once", async () => {
+		const customer = await shop.signUp("Half-cancelled");
+		const product = await newProduct(5);
+		const order = (await checkout(customer.token, product.id, "pm_card_visa", 2)).body;
+		await shop.broker.call("payments.refund", { orderId: order.id }); // the refund went through, then the node died
+		await orders().adapter.updateMany({ _id: orders().decodeID(order.id) }, { $set: { status: "cancelling", updatedAt: longAgo() } });
+
+		await orders().recoverOrders();
+		expect(await shop.broker.call<any, any>("orders.find", { id: order.id })).toMatchObject({ status: "cancelled", refunded: order.total });
+		expect((await ledgerOf(order.id)).filter(e => e.kind === "refund")).toHaveLength(1);
+		expect(await stockOf(product.id)).toBe(5);
+	});
+});
+
 it("keeps state, stock and ledger in agreement over every order placed here", async () => {
 	const orders = await checkInvariant(shop.broker, initialStock);
 	expect(new Set(orders.map(o => o.status))).toEqual(new Set(["paid", "payment_failed", "cancelled"]));
