@@ -238,6 +238,7 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 		},
 
 		async afterConnected(this: any) {
+			this.storeConnected = true;
 			if (mongo) {
 				if (!this.usesMongo) {
 					this.usesMongo = true;

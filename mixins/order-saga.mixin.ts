@@ -131,6 +131,7 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 		},
 
 		async recoverOrders(this: any) {
+			if (!this.storeConnected) return; // not yet: the store opens after this mixin's timer starts
 			const stale = (await this.adapter.find({
 				query: { status: { $in: INTERMEDIATE }, updatedAt: { $lt: new Date(Date.now() - config.orders.recoverAfterMs) } },
 				limit: 100,

@@ -36,7 +36,7 @@ export const OUTBOX_INDEX = { field: "outbox.id", sparse: true };
 export const OutboxMixin: Partial<ServiceSchema<any>> = {
 	methods: {
 		relayOutbox(this: any): Promise<void> {
-			if (this.outboxStopped) return Promise.resolve();
+			if (this.outboxStopped || !this.storeConnected) return Promise.resolve(); // the db mixin sets storeConnected
 			if (this.relaying) {
 				this.relayAgain = true;
 				return this.relaying;

@@ -11,6 +11,13 @@ export function natsServerInstalled(): boolean {
 	return !spawnSync("nats-server", ["--version"]).error;
 }
 
+/** `describe` for tests that need a nats-server; without one they are skipped (global-setup prints a notice). */
+export function describeWithNats(name: string, tests: () => void) {
+	const installed = natsServerInstalled();
+	if (!installed && process.env.REQUIRE_NATS) throw new Error("REQUIRE_NATS is set but nats-server is not installed");
+	(installed ? describe : describe.skip)(name, tests);
+}
+
 export interface NatsServer {
 	url: string;
 	port: number;

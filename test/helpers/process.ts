@@ -73,6 +73,28 @@ export function startNode(env: Record<string, string>, args: string[] = []): Nod
 	};
 }
 
+/** One JSON request to the gateway on `port` (`url` under /api/v1). */
+export async function json(port: number, method: string, url: string, body?: unknown, token?: string) {
+	const res = await fetch(`http://127.0.0.1:${port}/api/v1${url}`, {
+		method,
+		headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
+		body: body === undefined ? undefined : JSON.stringify(body),
+	});
+	return { status: res.status, body: (await res.json().catch(() => null)) as any };
+}
+
+/**
+ * Wait until `broker` can call every one of `actions`. A node learns another's
+ * services from its INFO packets, which can come a moment after that node is
+ * ready itself: tests wait for the view of the cluster they need.
+ */
+export function waitForActions(broker: { registry: any }, actions: string[], timeoutMs = 30_000) {
+	return waitFor(async () => {
+		const known = new Set((broker.registry.getActionList({ onlyAvailable: true }) as Array<{ name: string }>).map(a => a.name));
+		return actions.every(action => known.has(action));
+	}, timeoutMs, `actions ${actions.join(", ")}`);
+}
+
 /** Wait until the gateway on `port` answers /ready with 200. */
 export function waitUntilReady(port: number, timeoutMs = 60_000) {
 	return waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200, timeoutMs, `the gateway on port ${port} to be ready`);

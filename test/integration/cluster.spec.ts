@@ -17,13 +17,8 @@ import { ServiceBroker } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import { TOPOLOGY } from "../../lib/topology";
 import { steadyLoad } from "../helpers/load";
-import { natsServerInstalled, startNatsServer, type NatsServer } from "../helpers/nats";
+import { describeWithNats, startNatsServer, type NatsServer } from "../helpers/nats";
 import { freePort, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";
-
-const installed = natsServerInstalled();
-if (!installed && process.env.REQUIRE_NATS) throw new Error("REQUIRE_NATS is set but nats-server is not installed");
-// Without nats-server, test/helpers/global-setup.ts prints the notice that these are skipped.
-const describeWithNats = installed ? describe : describe.skip;
 
 const FIXTURES = path.resolve(__dirname, "../fixtures/services");
 

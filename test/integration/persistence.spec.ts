@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { freePort, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";
+import { freePort, json, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";
 
 let dataDir: string;
 let node: NodeProcess | undefined;
@@ -18,15 +18,6 @@ afterAll(async () => {
 	await node?.stop();
 	fs.rmSync(dataDir, { recursive: true, force: true });
 });
-
-async function json(port: number, method: string, url: string, body?: unknown, token?: string) {
-	const res = await fetch(`http://127.0.0.1:${port}/api/v1${url}`, {
-		method,
-		headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
-		body: body === undefined ? undefined : JSON.stringify(body),
-	});
-	return { status: res.status, body: (await res.json().catch(() => null)) as any };
-}
 
 it("keeps accounts, orders and stock across a restart", async () => {
 	const port = await freePort();
