@@ -147,15 +147,15 @@ export class JetStreamAdapter extends NatsAdapter {
 	}
 }
 
-/** Whether this broker's events are durable (JetStream) or in-memory. */
-export const durableEvents = () => !!config.transporter && config.transporter.startsWith("nats://");
+/** Whether events are durable (JetStream, with a NATS transporter) or in-memory. */
+export const durableEvents = (transporter = config.transporter) => !!transporter && transporter.startsWith("nats://");
 
-/** The channels middleware for moleculer.config.ts. */
-export function channelsMiddleware() {
-	const adapter = durableEvents()
+/** The channels middleware for moleculer.config.ts (a NATS URL other than TRANSPORTER is for tools and tests). */
+export function channelsMiddleware(transporter = config.transporter) {
+	const adapter = durableEvents(transporter)
 		? new JetStreamAdapter({
 			nats: {
-				url: config.transporter,
+				url: transporter,
 				connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1_000, waitOnFirstConnect: true },
 				streamConfig: { max_age: EVENT_RETENTION_DAYS * 24 * 3600 * 1000 * NANOS_PER_MS },
 				// "all": a consumer group that subscribes for the first time also gets what was published before.

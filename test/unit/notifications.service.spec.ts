@@ -1,13 +1,12 @@
-import type { AddressInfo } from "node:net";
 import type { ServiceBroker } from "moleculer";
-import { simpleParser, type ParsedMail } from "mailparser";
-import { SMTPServer } from "smtp-server";
+import type { ParsedMail } from "mailparser";
 import { domainEvent, type DomainEvent } from "../../lib/events";
 import { createProviders, LogEmailProvider, SmtpEmailProvider } from "../../lib/notify/providers";
 import { formatMoney } from "../../lib/notify/templates";
 import NotificationsService from "../../services/notifications.service";
 import UsersService from "../../services/users.service";
 import { startBroker } from "../helpers/shop";
+import { startSmtpServer, type TestSmtpServer } from "../helpers/smtp";
 
 /**
  * The service sends its email to a real SMTP server on this machine, which
@@ -19,35 +18,22 @@ import { startBroker } from "../helpers/shop";
  * of the events they deliver, and at mails by subject.
  */
 let broker: ServiceBroker;
-let smtp: SMTPServer;
-const received: ParsedMail[] = [];
-let refuse: ((mail: ParsedMail) => boolean) | null = null;
+let smtp: TestSmtpServer;
 
 const as = (id: string) => ({ meta: { user: { id, role: "customer" } } });
 const CHANNEL_ORDER = ["email", "sms", "push"];
 
 beforeAll(async () => {
-	smtp = new SMTPServer({
-		disabledCommands: ["STARTTLS"], authOptional: true, allowInsecureAuth: true, logger: false,
-		onData(stream, _session, callback) {
-			simpleParser(stream).then(mail => {
-				if (refuse?.(mail)) return callback(Object.assign(new Error("Mailbox unavailable"), { responseCode: 550 }));
-				received.push(mail);
-				callback();
-			}, callback);
-		},
-	});
-	await new Promise<void>(resolve => smtp.listen(0, "127.0.0.1", resolve));
-	const { port } = smtp.server.address() as AddressInfo;
+	smtp = await startSmtpServer();
 	broker = await startBroker([
 		UsersService,
-		{ ...NotificationsService, settings: { ...NotificationsService.settings, smtpUrl: `smtp://127.0.0.1:${port}` } },
+		{ ...NotificationsService, settings: { ...NotificationsService.settings, smtpUrl: smtp.url } },
 	]);
 });
 
 afterAll(async () => {
 	await broker?.stop();
-	await new Promise<void>(resolve => smtp.close(resolve));
+	await smtp.close();
 });
 
 /** Deliver an event to the consumer the way the transport does (resolves or rejects with the handler). */
@@ -67,7 +53,7 @@ const isTo = (mail: ParsedMail, address: string) => [mail.to].flat().some(to => 
 
 /** Mails the SMTP server accepted for `address` with `subject`. */
 function mailsTo(address: string, subject: string): ParsedMail[] {
-	return received.filter(mail => isTo(mail, address) && mail.subject === subject);
+	return smtp.received.filter(mail => isTo(mail, address) && mail.subject === subject);
 }
 
 const CONFIRMATION = "Your moleshop order is confirmed (invoice INV-2025-000042)";
@@ -168,11 +154,11 @@ describe("notifications", () => {
 	it("records a failed send and throws; the next delivery sends only what failed", async () => {
 		const user = await customer({ preferences: { channels: ["email", "push"] } });
 		const event = cancelled(user.id);
-		refuse = mail => isTo(mail, user.email) && mail.subject === CANCELLATION;
+		smtp.refuse = mail => isTo(mail, user.email) && mail.subject === CANCELLATION;
 		try {
 			await expect(deliver(event)).rejects.toThrow(/1 of 2 notifications of order\.cancelled event .* failed \(email to user/);
 		} finally {
-			refuse = null;
+			smtp.refuse = null;
 		}
 		const [email, push] = await messagesOf(event);
 		expect(email).toMatchObject({ status: "failed", attempts: 1, lastError: expect.stringMatching(/550 Mailbox unavailable/) });
