@@ -6,8 +6,8 @@
  */
 import type { ServiceSchema } from "moleculer";
 import argon2 from "argon2";
+import mongoose from "mongoose";
 import jwt from "jsonwebtoken";
-import { randomUUID } from "node:crypto";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { domainEvent } from "../lib/events";
@@ -77,8 +77,8 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			async handler(ctx: ShopContext<{ name: string; email: string; password: string }>) {
 				const { name, email, password } = ctx.params;
 				const now = new Date();
-				// The id is chosen here so that the account and its user.registered event are one insert.
-				const _id = this.encodeID(randomUUID().replace(/-/g, "").slice(0, 24));
+				// The id is chosen here (an ObjectId, valid on both stores) so that the account and its user.registered event are one insert.
+				const _id = new mongoose.Types.ObjectId().toHexString();
 				const doc = {
 					_id,
 					name,
