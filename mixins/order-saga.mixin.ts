@@ -142,7 +142,8 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 					if (order.status === "reserved") await this.settlePayment(order);
 					else if (order.status === "cancelling") await this.completeCancellation(order);
 					else await this.abandonCheckout(order);
-					this.logger.warn(`Recovered order ${orderId} left ${order.status}.`);
+					const now = (await this.adapter.findById(order._id))?.status ?? "removed";
+					this.logger.warn(`Recovery: order ${orderId}, left ${order.status}, is ${now}.`);
 				} catch (err: any) {
 					this.logger.warn(`Could not recover order ${orderId} (${order.status}) yet: ${err.message}`);
 				}

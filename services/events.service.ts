@@ -6,21 +6,16 @@
  * messages and redrive one: it is published to its channel again (every
  * consumer group receives it; those that handled the event before skip it by
  * its id) and removed from the queue. In the default mode there is no
- * dead-letter queue, and these actions say so (501).
+ * dead-letter queue: the list is empty and says so, a redrive is a 409.
  */
 import type { ServiceSchema } from "moleculer";
-import { Errors } from "moleculer";
 import { durableEvents, type DeadLetter } from "../lib/channels";
-import { notFound } from "../lib/errors";
+import { conflict, notFound } from "../lib/errors";
 import type { ShopContext } from "../lib/types";
 
 const seqParam = { type: "number", integer: true, min: 1, convert: true } as const;
 
-function requireJetStream() {
-	if (!durableEvents()) {
-		throw new Errors.MoleculerClientError("Dead letters need durable events: run with TRANSPORTER=nats://... (NATS with JetStream)", 501, "NOT_IMPLEMENTED");
-	}
-}
+const NO_QUEUE = "There is no dead-letter queue without durable events: run with TRANSPORTER=nats://... (NATS with JetStream)";
 
 const EventsService: ServiceSchema = {
 	name: "events",
@@ -30,9 +25,9 @@ const EventsService: ServiceSchema = {
 		deadLetters: {
 			auth: "admin",
 			params: { $$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, default: 20, optional: true, convert: true } },
-			async handler(ctx: ShopContext<{ limit: number }>): Promise<{ rows: DeadLetter[] }> {
-				requireJetStream();
-				return { rows: await this.broker.channelAdapter.listDeadLetters(ctx.params.limit) };
+			async handler(ctx: ShopContext<{ limit: number }>): Promise<{ durable: boolean; rows: DeadLetter[]; message?: string }> {
+				if (!durableEvents()) return { durable: false, rows: [], message: NO_QUEUE };
+				return { durable: true, rows: await this.broker.channelAdapter.listDeadLetters(ctx.params.limit) };
 			},
 		},
 
@@ -42,7 +37,7 @@ const EventsService: ServiceSchema = {
 			retryPolicy: { enabled: false },
 			params: { $$strict: true, seq: seqParam },
 			async handler(ctx: ShopContext<{ seq: number }>): Promise<DeadLetter> {
-				requireJetStream();
+				if (!durableEvents()) throw conflict(NO_QUEUE, "NO_DEAD_LETTER_QUEUE");
 				try {
 					const letter = await this.broker.channelAdapter.redrive(ctx.params.seq);
 					this.logger.info(`Redrove dead letter ${ctx.params.seq} to '${letter.channel}'.`);

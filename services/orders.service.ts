@@ -68,6 +68,7 @@ interface CheckoutParams {
 interface OrdersMethods extends DbMethods, OutboxMethods, SagaMethods {
 	checkout(ctx: ShopContext<CheckoutParams>, key: string | undefined): Promise<Order>;
 	answerCheckout(ctx: ShopContext, order: Order): Order;
+	unlessInterrupted(order: OrderDoc, step: () => Promise<SagaOrder>): Promise<SagaOrder>;
 	replay(ctx: ShopContext, key: string, requestHash: string): Promise<Order | null>;
 	requestedItems(ctx: ShopContext<CheckoutParams>): Promise<ItemRequest[]>;
 	priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[]): Promise<Quote>;
@@ -155,7 +156,10 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			},
 		},
 
-		/** Cancel one of the signed-in user's paid orders: refund in full and put the stock back. 409 when it cannot be cancelled. */
+		/**
+		 * Cancel one of the signed-in user's paid orders: refund in full and put the
+		 * stock back. 202 when the cancellation is under way (it finishes by itself); 409 when it cannot be cancelled.
+		 */
 		cancel: {
 			auth: "user",
 			retryPolicy: { enabled: false },
@@ -172,7 +176,9 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				if (doc.status !== "cancelling") {
 					throw conflict(`The order is ${doc.status.replace("_", " ")} and cannot be cancelled`, "ORDER_NOT_CANCELLABLE", { status: doc.status });
 				}
-				return this.toEntity(ctx, await this.completeCancellation(doc));
+				const cancelled = await this.unlessInterrupted(doc, () => this.completeCancellation(doc!));
+				if (cancelled.status === "cancelling") ctx.meta.$statusCode = 202;
+				return this.toEntity(ctx, cancelled);
 			},
 		},
 
@@ -277,7 +283,22 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 				await ctx.call("products.releaseStock", { orderId, items: stockLines(order) });
 				throw conflict("The checkout took too long and was abandoned; please try again", "CHECKOUT_ABANDONED");
 			}
-			return this.toEntity(ctx, await this.settlePayment({ ...order, status: "reserved" }));
+			return this.toEntity(ctx, await this.unlessInterrupted(order, () => this.settlePayment({ ...order, status: "reserved" })));
+		},
+
+		/**
+		 * Run the next saga step of an order; when it cannot finish now (a service
+		 * down, a timeout), the order as it is: the recovery sweep finishes the step,
+		 * and the client is told the order is under way (202) rather than an error.
+		 */
+		async unlessInterrupted(order: OrderDoc, step: () => Promise<SagaOrder>) {
+			try {
+				return await step();
+			} catch (err: any) {
+				if (err?.code >= 400 && err.code < 500 && !err.retryable) throw err;
+				this.logger.warn(`Order ${this.encodeID(order._id)} is left to the recovery sweep: ${err?.message}`);
+				return (await this.adapter.findById(order._id)) as SagaOrder;
+			}
 		},
 
 		/** 201 for a paid order, 202 for one whose payment is not settled yet, 402 for a failed payment. */
@@ -287,8 +308,10 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 					orderId: order.id, reason: order.payment?.failureCode,
 				});
 			}
+			const location = `/api/v1/orders/${order.id}`;
 			ctx.meta.$statusCode = order.status === "reserved" ? 202 : 201;
-			ctx.meta.$location = `/api/v1/orders/${order.id}`;
+			ctx.meta.$location = location; // moleculer-web sends it with a 201
+			if (order.status === "reserved") ctx.meta.$responseHeaders = { ...ctx.meta.$responseHeaders, Location: location };
 			return order;
 		},
 

@@ -191,6 +191,7 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 			try {
 				return await ask();
 			} catch (err: any) {
+				if (err?.code >= 400 && err.code < 500 && !err.retryable) throw err; // refused, not lost
 				this.logger.warn(`No answer from the payment provider for ${key} (${err.message}); looking the charge up.`);
 			}
 			try {

@@ -161,7 +161,30 @@ describe("401 and 403: who is calling", () => {
 		expect(create.status).toBe(403);
 		expect((await call("PATCH", `/api/v1/products/${product.id}`, { token: customer.token, body: { stock: 0 } })).status).toBe(403);
 		expect((await call("DELETE", `/api/v1/products/${product.id}`)).status).toBe(401);
+		for (const path of ["/api/v1/analytics/summary", "/api/v1/analytics/products/top", "/api/v1/admin/dead-letters"]) {
+			expect((await call("GET", path, { token: customer.token })).status).toBe(403);
+		}
+		expect((await call("POST", "/api/v1/admin/dead-letters/1/redrive", { token: customer.token })).status).toBe(403);
 		expect(await stockOf(product.id)).toBe(product.stock);
+	});
+});
+
+describe("features a mode lacks, and bad report queries", () => {
+	it("says there is no dead-letter queue without durable events (the default mode)", async () => {
+		const admin = await shop.adminToken();
+		const list = await call("GET", "/api/v1/admin/dead-letters", { token: admin });
+		expect(list.status).toBe(200);
+		expect(list.body).toMatchObject({ durable: false, rows: [], message: expect.stringContaining("TRANSPORTER=nats://") });
+		const redrive = await call("POST", "/api/v1/admin/dead-letters/1/redrive", { token: admin });
+		expect(redrive.status).toBe(409);
+		expect(redrive.body.type).toBe("NO_DEAD_LETTER_QUEUE");
+	});
+
+	it("refuses impossible report ranges with 422", async () => {
+		const admin = await shop.adminToken();
+		expect((await call("GET", "/api/v1/analytics/summary?from=2026-02-30", { token: admin })).status).toBe(422);
+		expect((await call("GET", "/api/v1/analytics/summary?from=2026-03-02&to=2026-03-01", { token: admin })).status).toBe(422);
+		expect((await call("GET", "/api/v1/analytics/products/top?by=price", { token: admin })).status).toBe(422);
 	});
 });
 

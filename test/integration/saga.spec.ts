@@ -182,6 +182,36 @@ describe("a checkout repeated with its Idempotency-Key", () => {
 	});
 });
 
+describe("a saga step that cannot finish now", () => {
+	const orders = () => shop.broker.getLocalService("orders") as any;
+
+	it("answers 202 with the reserved order, which the recovery sweep settles once the service is back", async () => {
+		const customer = await shop.signUp("Patient");
+		const product = await newProduct(5);
+		const invoices = shop.broker.getLocalService("invoices")!;
+		const schema = (invoices as any).originalSchema;
+		await shop.broker.destroyService(invoices);
+		let res;
+		try {
+			res = await checkout(customer.token, product.id, "pm_card_visa", 1);
+		} finally {
+			shop.broker.createService(schema);
+			await shop.broker.waitForServices("invoices");
+		}
+		expect(res.status).toBe(202);
+		expect(res.headers.get("location")).toBe(`/api/v1/orders/${res.body.id}`);
+		expect(res.body).toMatchObject({ status: "reserved" });
+		expect(await ledgerOf(res.body.id)).toEqual([expect.objectContaining({ status: "succeeded" })]); // charged once, already
+
+		await orders().adapter.updateMany({ _id: orders().decodeID(res.body.id) }, { $set: { updatedAt: new Date(Date.now() - 10 * 60_000) } });
+		await orders().recoverOrders();
+		const settled = (await shop.request("GET", `/api/v1/orders/${res.body.id}`, { token: customer.token })).body;
+		expect(settled).toMatchObject({ status: "paid", invoiceNumber: expect.any(String) });
+		expect(await ledgerOf(res.body.id)).toHaveLength(1);
+		expect(await stockOf(product.id)).toBe(4);
+	});
+});
+
 describe("recovery of orders a crash left half way", () => {
 	const orders = () => shop.broker.getLocalService("orders") as any;
 	const longAgo = () => new Date(Date.now() - 10 * 60_000);
