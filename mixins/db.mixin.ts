@@ -50,6 +50,8 @@ export interface DbMethods extends MoleculerDbMethods {
 	findEntity(id: string): Promise<any | null>;
 	/** Convert a raw document into the API shape (string `id`, filtered fields). */
 	toEntity<T = any>(ctx: Context | null, doc: object): Promise<T>;
+	/** A stored document as a plain object (mongoose answers documents whose fields a spread does not copy). */
+	plain<T = any>(doc: T): T;
 	/** The next number of the named counter (1, 2, ...): unique and increasing, also across nodes on MongoDB. */
 	nextSequence(name: string): Promise<number>;
 	seedDB?(): Promise<void>;
@@ -190,6 +192,10 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 			async findEntity(this: any, id: string) {
 				if (!this.isValidId(id)) return null;
 				return (await this.adapter.findById(this.decodeID(id))) ?? null;
+			},
+
+			plain(doc: any) {
+				return doc && typeof doc.toObject === "function" ? doc.toObject() : doc;
 			},
 
 			toEntity(this: any, ctx: Context | null, doc: object) {

@@ -101,7 +101,7 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 			} else {
 				this.logger.warn(`Order ${orderId}: the payment provider's answer is not known yet; the order stays reserved.`);
 			}
-			return this.adapter.findById(order._id);
+			return this.plain(await this.adapter.findById(order._id));
 		},
 
 		async completeCancellation(this: any, order: SagaOrder) {
@@ -113,7 +113,7 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 				orderId, userId: order.userId, items: eventLines(order), refunded: refund.amount, currency: order.currency, cancelledAt: cancelledAt.toISOString(),
 			}, cancelledAt);
 			await this.transition(order, "cancelling", "cancelled", { cancelledAt, refunded: refund.amount }, [cancelled]);
-			return this.adapter.findById(order._id);
+			return this.plain(await this.adapter.findById(order._id));
 		},
 
 		async transition(this: any, order: SagaOrder, from: OrderStatus, to: OrderStatus, set: object = {}, events: DomainEvent[] = [], note?: string) {
@@ -132,10 +132,10 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 
 		async recoverOrders(this: any) {
 			if (!this.storeConnected) return; // not yet: the store opens after this mixin's timer starts
-			const stale = (await this.adapter.find({
+			const stale = ((await this.adapter.find({
 				query: { status: { $in: INTERMEDIATE }, updatedAt: { $lt: new Date(Date.now() - config.orders.recoverAfterMs) } },
 				limit: 100,
-			})) as SagaOrder[];
+			})) as SagaOrder[]).map(doc => this.plain(doc));
 			for (const order of stale) {
 				const orderId = this.encodeID(order._id);
 				try {

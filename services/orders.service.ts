@@ -166,12 +166,12 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			timeout: CHECKOUT_TIMEOUT_MS,
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
-				let doc = (await this.findEntity(ctx.params.id)) as OrderDoc | null;
+				let doc = this.plain(await this.findEntity(ctx.params.id)) as OrderDoc | null;
 				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status)) throw notFound("Order", ctx.params.id);
 				if (doc.status === "paid" && (await this.transition(doc, "paid", "cancelling", {}, [], "requested by the customer"))) {
 					doc = { ...doc, status: "cancelling" };
 				} else {
-					doc = (await this.adapter.findById(doc._id)) as OrderDoc;
+					doc = this.plain(await this.adapter.findById(doc._id)) as OrderDoc;
 				}
 				if (doc.status !== "cancelling") {
 					throw conflict(`The order is ${doc.status.replace("_", " ")} and cannot be cancelled`, "ORDER_NOT_CANCELLABLE", { status: doc.status });
@@ -259,7 +259,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			const now = new Date();
 			let order: OrderDoc;
 			try {
-				order = (await this.adapter.insert({
+				order = this.plain(await this.adapter.insert({
 					userId, ...priced, status: "pending", timeline: [], paymentMethod: ctx.params.paymentMethod, createdAt: now, updatedAt: now,
 					...(ctx.params.fromCart && { fromCart: true }),
 					...(key && { idempotencyKey: key, requestHash }),
@@ -297,7 +297,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			} catch (err: any) {
 				if (err?.code >= 400 && err.code < 500 && !err.retryable) throw err;
 				this.logger.warn(`Order ${this.encodeID(order._id)} is left to the recovery sweep: ${err?.message}`);
-				return (await this.adapter.findById(order._id)) as SagaOrder;
+				return this.plain(await this.adapter.findById(order._id)) as SagaOrder;
 			}
 		},
 
