@@ -19,6 +19,8 @@ import { EVENT_TYPES } from "./events";
 export const DEAD_LETTER_QUEUE = "DEAD_LETTERS";
 const EVENT_RETENTION_DAYS = 7;
 const NANOS_PER_MS = 1_000_000;
+/** Well inside JetStream's default ack wait (30 s). */
+const WORKING_INTERVAL_MS = 10_000;
 /** Delay before redelivery n (1-based): 1 s, 2 s, 4 s, ... at most 30 s. */
 export const redeliveryDelay = (attempt: number) => Math.min(1_000 * 2 ** (attempt - 1), 30_000);
 
@@ -66,8 +68,10 @@ export class JetStreamAdapter extends NatsAdapter {
 			if (chan.unsubscribing || (!err && !message)) return;
 			if (err || !message) return this.logger.error(`Consumer of '${chan.name}' failed:`, err);
 			this.addChannelActiveMessages(chan.id, [message.seq]);
+			// Tell JetStream the message is being worked on, so a slow handler is not redelivered meanwhile.
+			message.working();
+			const keepAlive = setInterval(() => message.working(), WORKING_INTERVAL_MS);
 			try {
-				message.working();
 				await chan.handler(this.serializer.deserialize(Buffer.from(message.data)), message);
 				message.ack();
 			} catch (error: any) {
@@ -80,6 +84,7 @@ export class JetStreamAdapter extends NatsAdapter {
 					await this.deadLetter(chan, message, error);
 				}
 			} finally {
+				clearInterval(keepAlive);
 				this.removeChannelActiveMessages(chan.id, [message.seq]);
 			}
 		};

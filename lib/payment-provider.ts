@@ -14,6 +14,9 @@ import { config } from "./config";
 /** The longest payments.charge can take: a first attempt, a lookup and one more attempt, plus latency. */
 export const CHARGE_TIMEOUT_MS = 4 * config.payments.providerTimeoutMs + 2 * config.payments.providerLatencyMs + 1_000;
 
+/** The largest single charge, in cents (one million in major units); larger orders are refused at checkout. */
+export const MAX_CHARGE = 100_000_000;
+
 /** Test payment methods of the simulated provider (named like Stripe's test tokens). */
 export const TEST_PAYMENT_METHODS = {
 	/** Always succeeds. */

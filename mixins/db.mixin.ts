@@ -194,6 +194,11 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 				return (await this.adapter.findById(this.decodeID(id))) ?? null;
 			},
 
+			/** Ids leave as strings (moleculer-db hands out MongoDB's ObjectIds as they are). */
+			encodeID(id: any) {
+				return id != null && typeof id.toHexString === "function" ? id.toHexString() : id;
+			},
+
 			plain(doc: any) {
 				return doc && typeof doc.toObject === "function" ? doc.toObject() : doc;
 			},

@@ -72,7 +72,11 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 			const orderId = this.encodeID(order._id);
 			const charge = await this.broker.call("payments.charge", {
 				orderId, userId: order.userId, amount: order.total, currency: order.currency, paymentMethod: order.paymentMethod,
-			}, { timeout: CHARGE_TIMEOUT_MS });
+			}, { timeout: CHARGE_TIMEOUT_MS }).catch((err: any) => {
+				// payments refused the charge itself (not a lost answer): nothing was taken, so it failed.
+				if (err?.code >= 400 && err.code < 500 && !err.retryable) return { status: "failed", failureCode: "payment_refused", failureMessage: err.message };
+				throw err;
+			});
 
 			if (charge.status === "succeeded") {
 				const { items, subtotal, discount, discountCode, shipping, tax, total, currency, country } = order;
@@ -134,18 +138,22 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 			if (!this.storeConnected) return; // not yet: the store opens after this mixin's timer starts
 			const stale = ((await this.adapter.find({
 				query: { status: { $in: INTERMEDIATE }, updatedAt: { $lt: new Date(Date.now() - config.orders.recoverAfterMs) } },
+				sort: ["updatedAt"],
 				limit: 100,
-			})) as SagaOrder[]).map(doc => this.plain(doc));
+			} as object)) as SagaOrder[]).map(doc => this.plain(doc));
 			for (const order of stale) {
 				const orderId = this.encodeID(order._id);
 				try {
 					if (order.status === "reserved") await this.settlePayment(order);
 					else if (order.status === "cancelling") await this.completeCancellation(order);
-					else await this.abandonCheckout(order);
+					else if (order.status === "pending") await this.abandonCheckout(order);
+					else await this.removeAbandoned(order);
 					const now = (await this.adapter.findById(order._id))?.status ?? "removed";
-					this.logger.warn(`Recovery: order ${orderId}, left ${order.status}, is ${now}.`);
+					if (now !== "removed") this.logger.warn(`Recovery: order ${orderId}, left ${order.status}, is ${now}.`);
 				} catch (err: any) {
 					this.logger.warn(`Could not recover order ${orderId} (${order.status}) yet: ${err.message}`);
+					// To the back of the queue: an order that cannot be recovered now does not hold up the others.
+					await this.adapter.updateMany({ _id: order._id, status: order.status }, { $set: { updatedAt: new Date() } }).catch(() => undefined);
 				}
 			}
 		},

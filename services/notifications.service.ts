@@ -27,7 +27,10 @@ import { pageParams } from "../lib/params";
 import type { ShopContext } from "../lib/types";
 
 /** `pending`: not sent yet (or a send was cut short); `skipped`: the channel has no address (SMS without a phone). */
-export type NotificationStatus = "pending" | "sent" | "failed" | "skipped";
+export type NotificationStatus = "pending" | "sending" | "sent" | "failed" | "skipped";
+
+/** How long a delivery may take to send one message before another delivery may take it over. */
+const SEND_LEASE_MS = 60_000;
 
 /** A user as `users.get` and `users.admins` answer. */
 export interface Recipient {
@@ -57,6 +60,8 @@ interface NotificationDoc {
 	reason?: string;
 	/** The last send error, short. */
 	lastError?: string;
+	/** While `sending`: until when the delivery that sends it holds it. */
+	leaseUntil?: Date;
 	createdAt: Date;
 	sentAt?: Date;
 	updatedAt: Date;
@@ -120,6 +125,7 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 				body: String,
 				status: String,
 				attempts: Number,
+				leaseUntil: Date,
 				reason: String,
 				lastError: String,
 				createdAt: Date,
@@ -256,23 +262,33 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 			}
 		},
 
-		/** Send a pending or failed message and record the outcome; the error's text if the send failed. */
+		/**
+		 * Send a pending or failed message and record the outcome; the error's text if
+		 * it was not sent. A delivery claims the message (`sending`, with a lease) before
+		 * it sends: another delivery of the same event leaves it alone — and fails, to
+		 * look again later — until it is sent, or the lease ran out (its sender died).
+		 */
 		async attempt(doc: NotificationDoc): Promise<string | null> {
-			if (doc.status !== "pending" && doc.status !== "failed") return null;
-			// Claim this attempt: of two deliveries of one event at the same time, only one sends.
+			const now = new Date();
+			const leaseOver = doc.status === "sending" && new Date(doc.leaseUntil!).getTime() < now.getTime();
+			if (doc.status === "sending" && !leaseOver) return "another delivery is sending it";
+			if (doc.status !== "pending" && doc.status !== "failed" && !leaseOver) return null;
 			const { key, status, attempts } = doc;
-			const claimed = await this.adapter.updateMany({ key, status, attempts }, { $inc: { attempts: 1 }, $set: { updatedAt: new Date() } });
-			if (!claimed) return null;
+			const claimed = await this.adapter.updateMany(
+				{ key, status, attempts },
+				{ $inc: { attempts: 1 }, $set: { status: "sending", leaseUntil: new Date(now.getTime() + SEND_LEASE_MS), updatedAt: now } },
+			);
+			if (!claimed) return "another delivery is sending it";
 			try {
 				await this.providers[doc.channel].send({ to: doc.to!, subject: doc.subject, body: doc.body });
 			} catch (err) {
 				const lastError = shortError(err);
 				this.logger.warn(`Sending ${doc.template} by ${doc.channel} (${key}) failed, attempt ${attempts + 1}: ${lastError}`);
-				await this.adapter.updateMany({ key }, { $set: { status: "failed", lastError, updatedAt: new Date() } });
+				await this.adapter.updateMany({ key }, { $set: { status: "failed", lastError, updatedAt: new Date() }, $unset: { leaseUntil: true } });
 				return lastError;
 			}
-			const now = new Date();
-			await this.adapter.updateMany({ key }, { $set: { status: "sent", sentAt: now, updatedAt: now } });
+			const sentAt = new Date();
+			await this.adapter.updateMany({ key }, { $set: { status: "sent", sentAt, updatedAt: sentAt }, $unset: { leaseUntil: true } });
 			return null;
 		},
 	},

@@ -22,7 +22,7 @@ import { OrderSagaMixin, stockLines, type OrderStatus, type SagaMethods, type Sa
 import { config } from "../lib/config";
 import { conflict, notFound, unprocessable } from "../lib/errors";
 import { idParam, itemsParam, MAX_QUANTITY, pageParams, paymentMethodParam, quoteOptionParams } from "../lib/params";
-import { CHARGE_TIMEOUT_MS } from "../lib/payment-provider";
+import { CHARGE_TIMEOUT_MS, MAX_CHARGE } from "../lib/payment-provider";
 import { QUOTE_SCHEMA } from "../lib/quote";
 import { mergeItems } from "../lib/pricing";
 import { QUOTE_CALL_OPTIONS, type PricingQuote, type Quote, type QuoteParams } from "../lib/quote";
@@ -73,6 +73,7 @@ interface OrdersMethods extends DbMethods, OutboxMethods, SagaMethods {
 	requestedItems(ctx: ShopContext<CheckoutParams>): Promise<ItemRequest[]>;
 	priceOrder(ctx: ShopContext<CheckoutParams>, items: ItemRequest[]): Promise<Quote>;
 	abandonCheckout(order: OrderDoc): Promise<boolean>;
+	removeAbandoned(order: OrderDoc): Promise<void>;
 }
 
 /** The same lines in any order, or the same cart, to the same place with the same code and payment method, hash the same. */
@@ -357,23 +358,32 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			const { country, discountCode } = ctx.params;
 			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, country, discountCode }, QUOTE_CALL_OPTIONS);
 			if (missing.length) throw notFound("Product", missing.join(","));
+			if (quote.total > MAX_CHARGE) throw unprocessable(`An order can total at most ${MAX_CHARGE} cents`, "ORDER_TOO_LARGE", { total: quote.total });
 			return quote;
 		},
 
 		/**
 		 * Give up a checkout: claim it (pending → abandoned, so it can no longer
-		 * become reserved), release whatever stock it holds, remove it.
+		 * become reserved, and its Idempotency-Key is free again), then release
+		 * whatever stock it holds. The abandoned order stays until the recovery
+		 * sweep releases once more — a reservation still under way when it was
+		 * abandoned has finished by then — and removes it.
 		 * Returns false when it was not this call's to abandon.
 		 */
 		async abandonCheckout(order: OrderDoc) {
 			const claimed = await this.adapter.updateMany(
-				{ _id: order._id, status: { $in: IN_CHECKOUT } },
-				{ $set: { status: "abandoned", updatedAt: new Date() } },
+				{ _id: order._id, status: "pending" },
+				{ $set: { status: "abandoned", updatedAt: new Date() }, $unset: { idempotencyKey: true } },
 			);
 			if (claimed !== 1) return false;
 			await this.broker.call("products.releaseStock", { orderId: this.encodeID(order._id), items: stockLines(order) });
-			await this.adapter.removeById(order._id);
 			return true;
+		},
+
+		/** The second and last release of an abandoned checkout; then it is gone. */
+		async removeAbandoned(order: OrderDoc) {
+			await this.broker.call("products.releaseStock", { orderId: this.encodeID(order._id), items: stockLines(order) });
+			await this.adapter.removeMany({ _id: order._id, status: "abandoned" });
 		},
 
 	},

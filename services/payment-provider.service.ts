@@ -19,10 +19,10 @@ import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { config } from "../lib/config";
 import { conflict, notFound } from "../lib/errors";
 import { paymentMethodParam } from "../lib/params";
-import { TEST_PAYMENT_METHODS, type ChargeRequest, type ProviderCharge, type ProviderRefund, type RefundRequest } from "../lib/payment-provider";
+import { MAX_CHARGE, TEST_PAYMENT_METHODS, type ChargeRequest, type ProviderCharge, type ProviderRefund, type RefundRequest } from "../lib/payment-provider";
 
 const keyParam = { type: "string", min: 1, max: 200 } as const;
-const amountParam = { type: "number", integer: true, min: 1, max: 100_000_000 } as const;
+const amountParam = { type: "number", integer: true, min: 1, max: MAX_CHARGE } as const;
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString("hex")}`;

@@ -18,7 +18,7 @@ import type { ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { config } from "../lib/config";
 import { idParam, paymentMethodParam } from "../lib/params";
-import { CHARGE_TIMEOUT_MS, simulatedProvider, type PaymentProvider, type ProviderCharge } from "../lib/payment-provider";
+import { CHARGE_TIMEOUT_MS, MAX_CHARGE, simulatedProvider, type PaymentProvider, type ProviderCharge } from "../lib/payment-provider";
 import type { ShopContext } from "../lib/types";
 
 export type EntryStatus = "pending" | "succeeded" | "failed";
@@ -94,7 +94,7 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 				$$strict: true,
 				orderId: idParam,
 				userId: idParam,
-				amount: { type: "number", integer: true, min: 0, max: 100_000_000 },
+				amount: { type: "number", integer: true, min: 0, max: MAX_CHARGE },
 				currency: { type: "string", pattern: /^[A-Z]{3}$/ },
 				paymentMethod: paymentMethodParam,
 			},

@@ -239,6 +239,8 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 		 */
 		reserveStock: {
 			visibility: "public",
+			// A retry could run beside a timed-out attempt that is still taking lines for the same order.
+			retryPolicy: { enabled: false },
 			params: { $$strict: true, orderId: idParam, items: itemsParam },
 			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
 				const { orderId } = ctx.params;
@@ -326,8 +328,9 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 		 * Take one line with one conditional atomic update: enough stock, and no
 		 * reservation of this order yet. When it brings the stock from above the
 		 * low-stock threshold to at or below it, the update is conditional on the
-		 * exact stock read and carries the `stock.low` event; a concurrent change
-		 * makes it read and try again. False when the stock is short.
+		 * exact stock read and carries the `stock.low` event; otherwise it is
+		 * conditional on staying on the same side of the threshold. A concurrent
+		 * change makes it read and try again. False when the stock is short.
 		 */
 		async takeLine(orderId: string, { productId, quantity }: ItemRequest) {
 			const _id = this.decodeID(productId);
@@ -341,8 +344,10 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 				const left = doc.stock - quantity;
 				const crossing = left <= threshold && doc.stock > threshold;
 				const event = crossing && domainEvent("stock.low", { productId, sku: doc.sku, name: doc.name, stock: left, threshold });
+				// The condition keeps the outcome on the side of the threshold this read saw, so no crossing goes unnoticed.
+				const stock = crossing ? doc.stock : doc.stock > threshold ? { $gte: threshold + quantity + 1 } : { $gte: quantity, $lte: threshold };
 				const taken = await this.adapter.updateMany(
-					{ _id, stock: crossing ? doc.stock : { $gte: quantity }, [reservation]: { $exists: false } },
+					{ _id, stock, [reservation]: { $exists: false } },
 					{ $inc: { stock: -quantity }, $set: { [reservation]: quantity, updatedAt: new Date() }, ...(event && outboxPush(event)) },
 				);
 				if (taken === 1) {

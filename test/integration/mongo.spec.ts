@@ -28,8 +28,13 @@ describeWithMongo("MongoDB store", () => {
 		const storedUser = await db.collection("users").findOne({ _id: new mongoose.Types.ObjectId(user.id) });
 		expect(storedUser?.passwordHash).toMatch(/^\$argon2id\$/);
 		const storedOrder = await db.collection("orders").findOne({ _id: new mongoose.Types.ObjectId(order.body.id) });
-		expect(storedOrder).toMatchObject({ userId: user.id, total: product.price, status: "reserved" });
-		expect((await db.collection("products").findOne({ sku: product.sku }))?.stock).toBe(product.stock - 1);
+		expect(storedOrder).toMatchObject({ userId: user.id, total: order.body.total, status: "paid", invoiceNumber: order.body.invoiceNumber });
+		const storedProduct = await db.collection("products").findOne({ sku: product.sku });
+		expect(storedProduct?.stock).toBe(product.stock - 1);
+		expect(storedProduct?.reservations?.[order.body.id]).toBeUndefined(); // committed
+		expect(await db.collection("payments").findOne({ orderId: order.body.id })).toMatchObject({ kind: "charge", status: "succeeded", amount: order.body.total });
+		expect(await db.collection("invoices").findOne({ _id: "sequence:invoice" } as object)).toMatchObject({ seq: expect.any(Number) });
+		expect(await db.collection("invoices").findOne({ orderId: order.body.id })).toMatchObject({ number: order.body.invoiceNumber });
 	});
 
 	it("enforces the unique indexes in MongoDB", async () => {
@@ -39,6 +44,11 @@ describeWithMongo("MongoDB store", () => {
 		expect(await unique("products")).toContain("sku");
 		expect(await unique("carts")).toContain("userId");
 		expect(await unique("orders")).toContain("idempotencyKey");
+		expect(await unique("payments")).toContain("key");
+		expect(await unique("invoices")).toEqual(expect.arrayContaining(["orderId", "number"]));
+		expect(await unique("provider_charges")).toContain("key");
+		expect(await unique("notifications")).toContain("key");
+		expect(await unique("analytics")).toContain("eventId");
 	});
 
 	it("answers 404, not 500, for ids that are not ObjectIds", async () => {

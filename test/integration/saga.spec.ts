@@ -107,6 +107,15 @@ describe("checkout with a card that", () => {
 		expect(await stockOf(product.id)).toBe(2);
 	});
 
+	it("would pay more than the largest charge: refused with 422 before anything is taken", async () => {
+		const customer = await shop.signUp("Lavish");
+		const product = await newProduct(500, 1_000_000);
+		const res = await checkout(customer.token, product.id, "pm_card_visa", 200);
+		expect(res.status).toBe(422);
+		expect(res.body.type).toBe("ORDER_TOO_LARGE");
+		expect(await stockOf(product.id)).toBe(500);
+	});
+
 	it("is a card number: refused with 422, nothing stored", async () => {
 		const customer = await shop.signUp("Careless");
 		const product = await newProduct(3);

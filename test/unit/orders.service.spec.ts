@@ -111,9 +111,14 @@ describe("checkouts that cannot finish", () => {
 
 		await orders().recoverOrders();
 		expect(await stockOf(product.id)).toBe(before);
-		expect(await orders().adapter.findById(doc._id)).toBeFalsy();
+		expect(await orders().adapter.findById(doc._id)).toMatchObject({ status: "abandoned" });
+
+		// A reservation still under way when it was abandoned takes its stock late; the sweep's second release returns it.
+		await broker.call("products.reserveStock", { orderId: String(doc._id), items: [{ productId: product.id, quantity: 2 }] });
+		await orders().adapter.updateMany({ _id: doc._id }, { $set: { updatedAt: longAgo() } });
 		await orders().recoverOrders();
 		expect(await stockOf(product.id)).toBe(before);
+		expect(await orders().adapter.findById(doc._id)).toBeFalsy();
 	});
 
 	it("free their Idempotency-Key once stale", async () => {
@@ -144,7 +149,7 @@ describe("checkouts that cannot finish", () => {
 			productsService.takeStock = takeStock;
 		}
 		expect(await stockOf(product.id)).toBe(before);
-		expect(await orders().adapter.count({ query: { status: { $in: ["pending", "abandoned"] } } })).toBe(0);
+		expect(await orders().adapter.count({ query: { status: "pending" } })).toBe(0);
 	});
 });
 

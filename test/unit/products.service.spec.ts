@@ -122,3 +122,34 @@ describe("reserveStock / releaseStock", () => {
 		}
 	});
 });
+
+describe("commitStock / restockOrder and stock.low", () => {
+	const lowStock: any[] = [];
+	beforeAll(() => {
+		broker.createService({ name: "watcher", channels: { "stock.low": { handler: (event: any) => void lowStock.push(event) } } } as any);
+		return broker.waitForServices("watcher");
+	});
+	const reserve = (orderId: string, productId: string, quantity: number) => broker.call("products.reserveStock", { orderId, items: [{ productId, quantity }] });
+	const eventsOf = (productId: string) => lowStock.filter(e => e.data.productId === productId);
+
+	it("commits a paid order's hold, and gives a cancelled order's units back once", async () => {
+		const p = await product("COMMIT-1", 10);
+		await reserve("paid1", p.id, 4);
+		await broker.call("products.commitStock", { orderId: "paid1", items: [{ productId: p.id, quantity: 4 }] });
+		await broker.call("products.releaseStock", { orderId: "paid1", items: [{ productId: p.id, quantity: 4 }] });
+		expect(await stockOf(p.id)).toBe(6); // committed: a stray release gives nothing back
+		for (let i = 0; i < 2; i++) await broker.call("products.restockOrder", { orderId: "paid1", items: [{ productId: p.id, quantity: 4 }] });
+		expect(await stockOf(p.id)).toBe(10);
+	});
+
+	it("publishes stock.low once when stock crosses the threshold, also when two orders cross it together", async () => {
+		const products = await Promise.all([1, 2, 3, 4, 5].map(i => product(`LOW-${i}`, 10)));
+		// Threshold 5: from 10, two orders of 3 at once end at 4; exactly one of them crossed.
+		await Promise.all(products.flatMap(p => [reserve(`a-${p.id}`, p.id, 3), reserve(`b-${p.id}`, p.id, 3)]));
+		await reserve(`c-${products[0].id}`, products[0].id, 1); // already low: no second event
+		await new Promise(resolve => setTimeout(resolve, 300));
+		for (const p of products) {
+			expect(eventsOf(p.id)).toEqual([expect.objectContaining({ type: "stock.low", version: 1, data: expect.objectContaining({ sku: p.sku, stock: 4, threshold: 5 }) })]);
+		}
+	});
+});
