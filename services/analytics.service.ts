@@ -149,7 +149,7 @@ const AnalyticsService: ServiceSchema<any, AnalyticsMethods> = {
 		/** Facts matching a store query, as plain objects. */
 		async facts(query: object) {
 			const docs = await this.adapter.find({ query });
-			return docs.map((doc: any) => (doc.toObject ? doc.toObject() : doc) as Fact);
+			return docs.map(doc => this.plain(doc) as Fact);
 		},
 	},
 };

@@ -138,8 +138,8 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 		},
 
 		async cartItems(userId: string) {
-			const cart = (await this.adapter.findOne({ userId })) as unknown as CartDoc | null;
-			const items = (cart as any)?.toObject ? (cart as any).toObject().items : cart?.items;
+			const cart = this.plain(await this.adapter.findOne({ userId })) as CartDoc | null;
+			const items = cart?.items;
 			return Object.entries((items ?? {}) as Record<string, number>).map(([productId, quantity]) => ({ productId, quantity }));
 		},
 

@@ -8,7 +8,8 @@
  * Every message is a document of its own, keyed by (event id, channel,
  * recipient) under a unique index, with its status and attempts. That makes
  * a redelivered event harmless: a message already `sent` (or `skipped`) is
- * left alone, a `pending` or `failed` one is attempted again. When any
+ * left alone, a `pending` or `failed` one is attempted again, and one that
+ * another delivery is `sending` is left to it (until its lease runs out). When any
  * message of an event fails, the handler throws after trying the others, so
  * the transport redelivers the event later (with NATS; dead letters after
  * that) and only the failed messages go out again.
@@ -26,7 +27,10 @@ import {
 import { pageParams } from "../lib/params";
 import type { ShopContext } from "../lib/types";
 
-/** `pending`: not sent yet (or a send was cut short); `skipped`: the channel has no address (SMS without a phone). */
+/**
+ * `pending`: not sent yet; `sending`: a delivery is sending it (under a lease, see `attempt`);
+ * `skipped`: the channel has no address (SMS without a phone).
+ */
 export type NotificationStatus = "pending" | "sending" | "sent" | "failed" | "skipped";
 
 /** How long a delivery may take to send one message before another delivery may take it over. */
