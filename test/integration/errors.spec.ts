@@ -180,6 +180,18 @@ describe("features a mode lacks, and bad report queries", () => {
 		expect(redrive.body.type).toBe("NO_DEAD_LETTER_QUEUE");
 	});
 
+	it("answers 4xx for bad ids and paging on the order, invoice, notification and dead-letter routes", async () => {
+		const admin = await shop.adminToken();
+		expect((await call("POST", "/api/v1/orders/not%20an%20id/cancel", { token: customer.token })).status).toBe(422);
+		expect((await call("POST", "/api/v1/orders/unknown0000000000/cancel", { token: customer.token })).status).toBe(404);
+		expect((await call("POST", "/api/v1/orders/unknown0000000000/cancel", { token: customer.token, body: { reason: "x" } })).status).toBe(422);
+		expect((await call("GET", "/api/v1/orders/unknown0000000000/invoice", { token: customer.token })).status).toBe(404);
+		expect((await call("GET", "/api/v1/notifications?pageSize=1000", { token: customer.token })).status).toBe(422);
+		expect((await call("GET", "/api/v1/notifications")).status).toBe(401);
+		expect((await call("POST", "/api/v1/admin/dead-letters/abc/redrive", { token: admin })).status).toBe(422);
+		expect((await call("GET", "/api/v1/admin/dead-letters?limit=0", { token: admin })).status).toBe(422);
+	});
+
 	it("refuses impossible report ranges with 422", async () => {
 		const admin = await shop.adminToken();
 		expect((await call("GET", "/api/v1/analytics/summary?from=2026-02-30", { token: admin })).status).toBe(422);
