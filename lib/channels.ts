@@ -2,8 +2,8 @@
  * How domain events travel: `@moleculer/channels`, configured once here.
  *
  * - NATS mode (TRANSPORTER is a NATS URL): JetStream, durable. One stream per
- *   event type (kept EVENT_RETENTION_DAYS), one durable consumer per consuming
- *   service. A failed handler is redelivered with growing delays; after
+ *   event type (kept EVENT_RETENTION_DAYS; dead letters until redriven), one
+ *   durable consumer per consuming service. A failed handler is redelivered with growing delays; after
  *   `maxRetries` deliveries the message moves to the DEAD_LETTERS stream with
  *   the error that stopped it, where an admin can inspect and redrive it.
  * - Default mode: the channels' Fake adapter, i.e. Moleculer's balanced
@@ -61,6 +61,11 @@ export class JetStreamAdapter extends NatsAdapter {
 			const subject = this.addPrefixTopic(name); // channels are prefixed with the namespace
 			await this.createStream(streamName(subject), [subject], {});
 		}
+	}
+
+	/** Dead letters wait for an admin: their stream keeps them until redriven, with no age limit. */
+	createStream(name: string, subjects: string[], opts: object) {
+		return super.createStream(name, subjects, name === this.deadLetterStream() ? { ...opts, max_age: 0 } : opts);
 	}
 
 	createConsumerHandler(chan: any) {
