@@ -33,8 +33,12 @@ const PENDING_TIMEOUT_MS = config.orders.recoverAfterMs;
 /** How long a repeat waits for the first request with its key to finish. */
 const IDEMPOTENCY_WAIT_MS = CHARGE_TIMEOUT_MS + 2_000;
 const IDEMPOTENCY_POLL_MS = 50;
-/** Checkout: pricing, reservation, the charge (with its lookup) and the invoice. */
-const CHECKOUT_TIMEOUT_MS = IDEMPOTENCY_WAIT_MS + 3_000;
+/**
+ * Checkout at its slowest: the account, the quote, the reservation, the invoice, the stock commit and the
+ * cart, each within the 3 s request timeout, plus the charge with its lookup. A repeat waits up to
+ * IDEMPOTENCY_WAIT_MS first. (A step that times out does not fail the checkout: it answers 202.)
+ */
+const CHECKOUT_TIMEOUT_MS = IDEMPOTENCY_WAIT_MS + CHARGE_TIMEOUT_MS + 6 * 3_000;
 
 /** `pending` and `abandoned` are steps inside a checkout: users never see them. */
 const IN_CHECKOUT: OrderStatus[] = ["pending", "abandoned"];
