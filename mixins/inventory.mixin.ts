@@ -166,7 +166,7 @@ export const InventoryMixin: Partial<ServiceSchema<any>> = {
 					{ $inc: { stock: -quantity }, $set: { [reservation]: quantity, updatedAt: new Date() }, ...(event && outboxPush(event)) },
 				);
 				if (taken === 1) {
-					if (event) void this.relayOutbox();
+					if (event) void this.relayOutbox({ _id });
 					return true;
 				}
 			}

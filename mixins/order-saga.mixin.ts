@@ -129,7 +129,7 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 				{ $set: { ...set, status: to, updatedAt: at }, $push: { timeline: entry, ...outbox } },
 			);
 			if (moved !== 1) return false;
-			if (events.length) void this.relayOutbox();
+			if (events.length) void this.relayOutbox({ _id: order._id });
 			await this.entityChanged("updated", { ...order, status: to }, null);
 			return true;
 		},

@@ -20,8 +20,12 @@ const RELAY_BATCH = 100;
 const STOP_WAIT_MS = 5_000;
 
 export interface OutboxMethods {
-	/** Publish every pending outbox event of this service's collection. Never throws. */
-	relayOutbox(): Promise<void>;
+	/**
+	 * Publish the pending outbox events of the documents matching `scope` (the
+	 * document just written, so a write costs one indexed lookup), or of the whole
+	 * collection without one (the periodic pass). Never throws.
+	 */
+	relayOutbox(scope?: object): Promise<void>;
 }
 
 /** The update part that records `events` in a document's outbox, to merge into the state change's update. */
@@ -35,35 +39,38 @@ export const OUTBOX_INDEX = { field: "outbox.id", sparse: true };
 
 export const OutboxMixin: Partial<ServiceSchema<any>> = {
 	methods: {
-		relayOutbox(this: any): Promise<void> {
+		relayOutbox(this: any, scope?: object): Promise<void> {
 			if (this.outboxStopped || !this.storeConnected) return Promise.resolve(); // the db mixin sets storeConnected
-			if (this.relaying) {
-				this.relayAgain = true;
-				return this.relaying;
-			}
+			// Relays of one service run one at a time; what is asked meanwhile is done right after.
+			this.relayPending ??= { all: false, scopes: [] as object[] };
+			if (scope) this.relayPending.scopes.push(scope);
+			else this.relayPending.all = true;
+			if (this.relaying) return this.relaying;
 			this.relaying = (async () => {
-				do {
-					this.relayAgain = false;
+				while (!this.outboxStopped && (this.relayPending.all || this.relayPending.scopes.length)) {
+					const { all, scopes } = this.relayPending;
+					this.relayPending = { all: false, scopes: [] };
 					try {
-						await this.publishOutbox();
+						for (const scope of all ? [{}] : scopes) await this.publishOutbox(scope);
 						if (this.relayFailing) this.logger.info("Outbox relay is publishing again.");
 						this.relayFailing = false;
 					} catch (err: any) {
 						if (!this.relayFailing) this.logger.warn(`Outbox relay could not publish, will retry: ${err.message}`);
 						this.relayFailing = true;
-						return;
+						return; // what is left is published by the periodic pass
 					}
-				} while (this.relayAgain && !this.outboxStopped);
+				}
 			})().finally(() => {
 				this.relaying = null;
 			});
 			return this.relaying;
 		},
 
-		/** Publish pending events oldest document first, each document's events in order; stop at the first failure. */
-		async publishOutbox(this: any) {
+		/** Publish the pending events of the documents in `scope`, each document's in order; stop at the first failure. */
+		async publishOutbox(this: any, scope: object) {
 			for (;;) {
-				const docs = (await this.adapter.find({ query: { "outbox.id": { $exists: true } }, limit: RELAY_BATCH })) as Array<{ _id: unknown; outbox: DomainEvent[] }>;
+				const query = { ...scope, "outbox.id": { $exists: true } };
+				const docs = (await this.adapter.find({ query, limit: RELAY_BATCH })) as Array<{ _id: unknown; outbox: DomainEvent[] }>;
 				for (const doc of docs) {
 					for (const event of doc.outbox) {
 						if (this.outboxStopped) return;

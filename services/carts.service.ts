@@ -123,7 +123,7 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 		/** Apply a change to a cart together with its `cart.updated` event (outbox); answers how many carts changed. */
 		async changeCart(filter: object, update: object, change: EventPayloads["cart.updated"]) {
 			const changed = await this.adapter.updateMany(filter, { ...update, ...outboxPush(domainEvent("cart.updated", change)) });
-			if (changed) void this.relayOutbox();
+			if (changed) void this.relayOutbox({ userId: change.userId }); // the filter may no longer match after the change
 			return changed;
 		},
 

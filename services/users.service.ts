@@ -98,7 +98,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 					throw err;
 				}
 				await this.entityChanged("created", saved, ctx);
-				void this.relayOutbox();
+				void this.relayOutbox({ _id });
 				const user = await this.publicUser(ctx, saved);
 				ctx.meta.$statusCode = 201;
 				ctx.meta.$location = "/api/v1/users/me";
