@@ -6,18 +6,21 @@
  * - Without it: moleculer-db's NeDB adapter, persisted under `DATA_DIR`
  *   (in memory when `NODE_ENV=test`).
  *
- * Both paths share one contract: ids are strings at the API edge, unique
- * indexes are enforced by the store, and conditional updates go through
- * `adapter.updateMany(filter, update)`, which is atomic per document.
+ * Both paths share one contract (lib/store-adapters.ts): ids are strings at the
+ * API edge, unique indexes are enforced by the store, conditional updates go
+ * through `adapter.updateMany(filter, update)`, which is atomic per document and
+ * answers how many documents it applied to, and `toEntity` takes any stored form
+ * of a document. On MongoDB every filter and update may name only fields the
+ * schema declares: anything else is an error, never silently dropped.
  */
 import fs from "node:fs";
 import path from "node:path";
 import type { Context, ServiceSchema } from "moleculer";
 import DbService from "moleculer-db";
 import type { DbAdapter, MoleculerDbMethods } from "moleculer-db";
-import MongooseAdapter from "moleculer-db-adapter-mongoose";
 import mongoose from "mongoose";
 import { config } from "../lib/config";
+import { EmbeddedStoreAdapter, MongoStoreAdapter } from "../lib/store-adapters";
 
 export interface IndexSpec {
 	field: string;
@@ -29,7 +32,7 @@ export interface IndexSpec {
 export interface DbMixinOptions {
 	/** Collection (and NeDB file) name. */
 	collection: string;
-	/** Mongoose schema definition of the stored document (used with MongoDB). */
+	/** Mongoose schema definition of the stored document (used with MongoDB): every field a filter or an update names. */
 	schema: mongoose.SchemaDefinition;
 	indexes?: IndexSpec[];
 }
@@ -39,6 +42,7 @@ export interface DbMethods extends MoleculerDbMethods {
 	adapter: DbAdapter & {
 		model?: mongoose.Model<any>;
 		db?: any;
+		/** How many documents matched `query`, and so took `update`: always a number. */
 		updateMany(query: object, update: object): Promise<number>;
 		removeMany(query: object): Promise<number>;
 	};
@@ -48,7 +52,10 @@ export interface DbMethods extends MoleculerDbMethods {
 	isDuplicateKeyError(err: unknown): boolean;
 	/** Raw document by id, or null (also for malformed ids). */
 	findEntity(id: string): Promise<any | null>;
-	/** Convert a raw document into the API shape (string `id`, filtered fields). */
+	/**
+	 * Convert a stored document into the API shape (string `id`, filtered fields): what a read
+	 * answered, its `plain()` copy or an object built from one, on either store; `doc` is left as it is.
+	 */
 	toEntity<T = any>(ctx: Context | null, doc: object): Promise<T>;
 	/** A stored document as a plain object (mongoose answers documents whose fields a spread does not copy). */
 	plain<T = any>(doc: T): T;
@@ -59,16 +66,17 @@ export interface DbMethods extends MoleculerDbMethods {
 
 function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.Model<any> } {
 	if (config.mongoUri) {
-		const schema = new mongoose.Schema(opts.schema, { versionKey: false });
+		// Strict both ways: an undeclared field in a document, an update or a filter throws instead of being dropped.
+		const schema = new mongoose.Schema(opts.schema, { versionKey: false, strict: "throw", strictQuery: "throw" });
 		for (const index of opts.indexes ?? []) {
 			schema.index({ [index.field]: 1 }, { unique: !!index.unique, sparse: !!index.sparse });
 		}
 		const model = mongoose.models[opts.collection] ?? mongoose.model(opts.collection, schema, opts.collection);
-		return { adapter: new MongooseAdapter(config.mongoUri), model };
+		return { adapter: new MongoStoreAdapter(config.mongoUri), model };
 	}
-	if (config.isTest) return { adapter: new DbService.MemoryAdapter() };
+	if (config.isTest) return { adapter: new EmbeddedStoreAdapter() };
 	fs.mkdirSync(config.dataDir, { recursive: true });
-	return { adapter: new DbService.MemoryAdapter({ filename: path.join(config.dataDir, `${opts.collection}.db`) } as any) };
+	return { adapter: new EmbeddedStoreAdapter({ filename: path.join(config.dataDir, `${opts.collection}.db`) } as any) };
 }
 
 /**
