@@ -11,7 +11,8 @@
  * - circuitBreaker: per endpoint (node + action); half of at least 5 calls failing within
  *   10 s opens it, one trial call after 5 s. A failure is a 5xx, a timeout (Timeout runs before
  *   CircuitBreaker in the middleware list below; Moleculer's default order hides them, moleculer#1202),
- *   or the node itself refusing the call (its own circuit is open, or it is stopping).
+ *   the node itself refusing the call (its own circuit is open, or it is stopping), or an error that
+ *   is not Moleculer's, such as a store's (lib/errors.ts, isEndpointFailure).
  * - bulkhead: set on the actions that call slow dependencies (password hashing), see users.
  * - heartbeats every 2 s, a silent node is dropped after 6 s.
  * - tracking: a stopping node first announces it has no services, then finishes its in-flight
@@ -23,6 +24,7 @@ import type { BrokerOptions } from "moleculer";
 import { config } from "./lib/config";
 import { channelsMiddleware } from "./lib/channels";
 import { CircuitLogger } from "./lib/circuit-logger";
+import { isEndpointFailure } from "./lib/errors";
 import { HealthEndpoint } from "./lib/health-endpoint";
 import { replCommands } from "./lib/repl-commands";
 
@@ -52,7 +54,7 @@ const brokerConfig: BrokerOptions = {
 	circuitBreaker: {
 		enabled: true, threshold: 0.5, minRequestCount: 5, windowTime: 10, halfOpenTime: 5_000,
 		// A refusal counts only when the called node refused for itself (data.nodeID), not for a service it calls.
-		check: (err: any) => err?.code >= 500 || (err?.type === "SERVICE_NOT_AVAILABLE" && !!err.data?.nodeID),
+		check: isEndpointFailure,
 	},
 	bulkhead: { enabled: false, concurrency: 10, maxQueueSize: 100 },
 	heartbeatInterval: 2,

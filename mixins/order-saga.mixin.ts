@@ -21,6 +21,7 @@
  */
 import type { ServiceSchema } from "moleculer";
 import { config } from "../lib/config";
+import { isClientRefusal } from "../lib/errors";
 import { domainEvent, type DomainEvent, type EventLine } from "../lib/events";
 import { CHARGE_TIMEOUT_MS } from "../lib/payment-provider";
 import type { PricedLine } from "../lib/pricing";
@@ -72,9 +73,9 @@ export const OrderSagaMixin: Partial<ServiceSchema<any>> = {
 			const orderId = this.encodeID(order._id);
 			const charge = await this.broker.call("payments.charge", {
 				orderId, userId: order.userId, amount: order.total, currency: order.currency, paymentMethod: order.paymentMethod,
-			}, { timeout: CHARGE_TIMEOUT_MS }).catch((err: any) => {
-				// payments refused the charge itself (not a lost answer): nothing was taken, so it failed.
-				if (err?.code >= 400 && err.code < 500 && !err.retryable) return { status: "failed", failureCode: "payment_refused", failureMessage: err.message };
+			}, { timeout: CHARGE_TIMEOUT_MS }).catch((err: unknown) => {
+				// payments refused the charge itself (not a lost answer, not a failure of its own): nothing was taken, so it failed.
+				if (isClientRefusal(err)) return { status: "failed", failureCode: "payment_refused", failureMessage: err.message };
 				throw err;
 			});
 

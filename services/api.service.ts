@@ -16,7 +16,7 @@ import { Errors } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import bodyParser from "body-parser";
 import { config } from "../lib/config";
-import { badRequest, forbidden, unauthorized } from "../lib/errors";
+import { badRequest, forbidden, isClientRefusal, unauthorized } from "../lib/errors";
 import type { Access, AuthUser, ShopContext } from "../lib/types";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -40,13 +40,24 @@ const UNAVAILABLE = new Set(["SERVICE_NOT_AVAILABLE", "SERVICE_NOT_FOUND", "QUEU
 /** A nested call skipped because the request's time budget ran out is a timeout too. */
 const TIMED_OUT = new Set(["REQUEST_TIMEOUT", "REQUEST_SKIPPED"]);
 
-/** The HTTP status of an error: client errors as they are; server errors as 500, 503 or 504. */
+/** moleculer-web's own refusals: an unknown route, an undecodable parameter, a forbidden origin, a rate limit. */
+const { Errors: WebErrors } = ApiGateway;
+const GATEWAY_REFUSALS = [
+	WebErrors.BadRequestError, WebErrors.InvalidRequestBodyError, WebErrors.UnAuthorizedError, WebErrors.ForbiddenError,
+	WebErrors.NotFoundError, WebErrors.RateLimitExceeded,
+];
+
+/**
+ * The HTTP status of an error. Only refusals keep their own status (4xx): moleshop's
+ * (lib/errors.ts, isClientRefusal) and the gateway's. Anything else is a failure, answered
+ * 503, 504 or 500, whatever code it carries: a store's error codes (MongoDB's 449, 11000)
+ * are not HTTP statuses.
+ */
 function httpStatus(err: any): number {
-	if (UNAVAILABLE.has(err?.type)) return 503;
+	if (UNAVAILABLE.has(err?.type) || err instanceof WebErrors.ServiceUnavailableError) return 503;
 	if (TIMED_OUT.has(err?.type)) return 504;
-	const code = Number.isInteger(err?.code) ? err.code : 500;
-	if (code >= 400 && code < 500) return code;
-	return [503, 504].includes(code) ? code : 500;
+	if (isClientRefusal(err) || GATEWAY_REFUSALS.some(Refusal => err instanceof Refusal)) return err.code;
+	return 500;
 }
 
 type Req = IncomingMessage & { $action?: { auth?: Access }; $ctx?: ShopContext };
@@ -111,7 +122,7 @@ function jsonBody(req: IncomingMessage, res: ServerResponse, next: (err?: unknow
 	parseJson(req, res, (err?: any) => {
 		if (!err) return next();
 		if (err.type === "entity.too.large") return next(new Errors.MoleculerClientError(`Request body is larger than ${config.bodyLimit}`, 413, "PAYLOAD_TOO_LARGE"));
-		const status = Number.isInteger(err.status) && err.status >= 400 && err.status < 500 ? err.status : 400;
+		const status = err.status === 415 ? 415 : 400; // an unsupported encoding or charset is 415
 		const type = err.type === "entity.parse.failed" ? "MALFORMED_JSON" : "UNREADABLE_BODY";
 		next(new Errors.MoleculerClientError(`${type === "MALFORMED_JSON" ? "Malformed JSON body" : "Unreadable request body"}: ${err.message}`, status, type));
 	});

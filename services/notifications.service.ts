@@ -18,6 +18,7 @@ import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { CONSUMER } from "../lib/channels";
 import { config } from "../lib/config";
+import { isNotFound } from "../lib/errors";
 import { EVENT_VERSION, isDomainEvent, type DomainEvent, type EventType } from "../lib/events";
 import { CHANNELS, createProviders, type Channel, type Providers } from "../lib/notify/providers";
 import {
@@ -214,8 +215,8 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 		async customer(userId: string): Promise<Recipient[]> {
 			try {
 				return [await this.broker.call<Recipient, { id: string }>("users.get", { id: userId }, { meta: { $cache: false } })];
-			} catch (err: any) {
-				if (err?.code !== 404) throw err;
+			} catch (err) {
+				if (!isNotFound(err)) throw err;
 				this.logger.info(`User ${userId} is gone: nothing to notify.`);
 				return [];
 			}

@@ -20,7 +20,7 @@ import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { OrderSagaMixin, stockLines, type OrderStatus, type SagaMethods, type SagaOrder } from "../mixins/order-saga.mixin";
 import { config } from "../lib/config";
-import { conflict, notFound, unprocessable } from "../lib/errors";
+import { conflict, isClientRefusal, notFound, unprocessable } from "../lib/errors";
 import { idParam, itemsParam, MAX_QUANTITY, pageParams, paymentMethodParam, quoteOptionParams } from "../lib/params";
 import { CHARGE_TIMEOUT_MS, MAX_CHARGE } from "../lib/payment-provider";
 import { QUOTE_SCHEMA } from "../lib/quote";
@@ -278,8 +278,8 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			const orderId = this.encodeID(order._id);
 			try {
 				await ctx.call("products.reserveStock", { orderId, items: stockLines(order) });
-			} catch (err: any) {
-				if (err?.type === "OUT_OF_STOCK") await this.adapter.removeById(order._id); // nothing is held
+			} catch (err) {
+				if (isClientRefusal(err) && err.type === "OUT_OF_STOCK") await this.adapter.removeById(order._id); // nothing is held
 				else await this.abandonCheckout(order).catch(e => this.logger.warn(`Checkout ${orderId} is left to the sweep: ${e.message}`));
 				throw err;
 			}
@@ -300,7 +300,7 @@ const OrdersService: ServiceSchema<any, OrdersMethods> = {
 			try {
 				return await step();
 			} catch (err: any) {
-				if (err?.code >= 400 && err.code < 500 && !err.retryable) throw err;
+				if (isClientRefusal(err)) throw err;
 				this.logger.warn(`Order ${this.encodeID(order._id)} is left to the recovery sweep: ${err?.message}`);
 				return this.plain(await this.adapter.findById(order._id)) as SagaOrder;
 			}

@@ -17,6 +17,7 @@
 import type { ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { config } from "../lib/config";
+import { isClientRefusal } from "../lib/errors";
 import { idParam, paymentMethodParam } from "../lib/params";
 import { CHARGE_TIMEOUT_MS, MAX_CHARGE, simulatedProvider, type PaymentProvider, type ProviderCharge } from "../lib/payment-provider";
 import type { ShopContext } from "../lib/types";
@@ -191,7 +192,7 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 			try {
 				return await ask();
 			} catch (err: any) {
-				if (err?.code >= 400 && err.code < 500 && !err.retryable) throw err; // refused, not lost
+				if (isClientRefusal(err)) throw err; // refused, not lost
 				this.logger.warn(`No answer from the payment provider for ${key} (${err.message}); looking the charge up.`);
 			}
 			try {

@@ -12,7 +12,7 @@ import { DbMixin, type DbMethods } from "../mixins/db.mixin";
 import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { domainEvent } from "../lib/events";
 import { config } from "../lib/config";
-import { conflict, notFound, unauthorized } from "../lib/errors";
+import { conflict, isNotFound, notFound, unauthorized } from "../lib/errors";
 import { idParam, pageParams } from "../lib/params";
 import type { AuthUser, Role, ShopContext } from "../lib/types";
 
@@ -206,7 +206,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 				}
 				if (typeof payload.sub !== "string" || !this.isValidId(payload.sub)) return null;
 				const user = await ctx.call<any, { id: string }>("users.get", { id: payload.sub }).catch(err => {
-					if (err.code === 404) return null;
+					if (isNotFound(err)) return null;
 					throw err;
 				});
 				return user && { id: user.id, role: user.role };
