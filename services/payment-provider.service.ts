@@ -121,6 +121,9 @@ const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
 				const charge = (await this.adapter.findOne({ chargeId, kind: "charge" })) as ProviderCharge | null;
 				if (!charge || charge.status !== "succeeded") throw notFound("Charge", chargeId);
 				const refunds = (await this.adapter.find({ query: { chargeId, kind: "refund" } })) as ProviderRefund[];
+				// A concurrent repeat of this key may have just refunded: that refund is the answer, not a second one.
+				const repeated = refunds.find(r => r.key === key);
+				if (repeated) return this.toEntity(ctx, repeated);
 				if (refunds.reduce((sum, r) => sum + r.amount, 0) + amount > charge.amount) throw conflict("Refund exceeds the charge", "REFUND_EXCEEDS_CHARGE");
 				return this.record<ProviderRefund>({
 					key, kind: "refund", refundId: newId("re"), chargeId, amount, currency: charge.currency, status: "succeeded", createdAt: new Date(),
