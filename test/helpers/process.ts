@@ -49,6 +49,7 @@ export interface NodeProcess {
 /**
  * Start a node from the build (`npm test` builds first) the way `npm run broker` does:
  * all services, or those in `SERVICES`; development mode and its own namespace unless `env` says otherwise.
+ * On the MongoDB path the node uses the test file's database (MONGO_URI), like the test's own brokers.
  */
 export function startNode(env: Record<string, string>, args: string[] = []): NodeProcess {
 	const child = spawn(process.execPath, ["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js"), ...args], {
@@ -56,7 +57,8 @@ export function startNode(env: Record<string, string>, args: string[] = []): Nod
 		stdio: ["pipe", "pipe", "pipe"],
 		env: {
 			PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "development", LOG_LEVEL: "warn",
-			NAMESPACE: `test-${process.pid}`, SERVICEDIR: path.join(ROOT, "dist/services"), ...env,
+			NAMESPACE: `test-${process.pid}`, SERVICEDIR: path.join(ROOT, "dist/services"),
+			...(process.env.MONGO_URI && { MONGO_URI: process.env.MONGO_URI }), ...env,
 		},
 	});
 	let output = "";

@@ -2,11 +2,14 @@
  * The default mode, with no infrastructure: what `npm start` writes to the embedded
  * store (NeDB under DATA_DIR) survives a restart; a REPL joins it over Moleculer's
  * TCP transporter; a second instance of a stateful service refuses to start.
+ * On the MongoDB path the same restart keeps its data in MongoDB, and nothing under DATA_DIR.
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { config } from "../../lib/config";
 import { freePort, json, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";
+import { itOnEmbeddedStore } from "../helpers/store";
 
 let dataDir: string;
 let node: NodeProcess | undefined;
@@ -32,7 +35,7 @@ it("keeps accounts, orders and stock across a restart", async () => {
 	expect(order.status).toBe(201);
 	const catalogSize = (await json(port, "GET", "/products")).body.total;
 	expect(await node.stop()).toBe(0);
-	expect(fs.readdirSync(dataDir).sort()).toEqual([
+	expect(fs.readdirSync(dataDir).sort()).toEqual(config.mongoUri ? [] : [
 		"analytics.db", "carts.db", "invoices.db", "notifications.db", "orders.db", "payments.db", "products.db", "provider_charges.db", "users.db",
 	]);
 
@@ -75,14 +78,16 @@ describe("the default mode (TCP transporter, NeDB)", () => {
 		}
 	}, 60_000);
 
-	it("refuses a second instance of a stateful service on the same data, naming the node that has it", async () => {
+	const SHARED = "with MongoDB every instance shares the data, so any number may run";
+
+	itOnEmbeddedStore("refuses a second instance of a stateful service on the same data, naming the node that has it", SHARED, async () => {
 		const second = startNode({ DATA_DIR: dir, SERVICES: "products", NAMESPACE: `other-${process.pid}` });
 		expect(await new Promise(resolve => second.child.once("exit", resolve))).not.toBe(0);
 		expect(second.output()).toContain(`Refusing to start 'products': node '${os.hostname().toLowerCase()}-${node.child.pid}' already runs it`);
 		expect(second.output()).toContain("MONGO_URI");
 	}, 60_000);
 
-	it("lets exactly one of two instances starting at the same moment have the data", async () => {
+	itOnEmbeddedStore("lets exactly one of two instances starting at the same moment have the data", SHARED, async () => {
 		const fresh = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-race-"));
 		const nodes = [0, 1].map(() => startNode({ DATA_DIR: fresh, SERVICES: "carts", NAMESPACE: `race-${process.pid}` }));
 		try {

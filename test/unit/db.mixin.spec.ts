@@ -3,6 +3,7 @@ import { ServiceBroker } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import ProductsService from "../../services/products.service";
 import PricingService from "../../services/pricing.service";
+import { itOnEmbeddedStore } from "../helpers/store";
 
 const brokers: ServiceBroker[] = [];
 function node(name: string, services: any[]) {
@@ -13,7 +14,9 @@ function node(name: string, services: any[]) {
 }
 afterAll(() => Promise.all(brokers.map(b => b.stop())));
 
-it("refuses a second instance of a stateful service, naming the node that serves it, before opening its store", async () => {
+const SHARED = "with MongoDB every instance shares the data, so any number may run";
+
+itOnEmbeddedStore("refuses a second instance of a stateful service, naming the node that serves it, before opening its store", SHARED, async () => {
 	await node("first", [ProductsService]).start();
 	const second = node("second", [ProductsService]);
 	await expect(second.start()).rejects.toThrow(/Refusing to start 'products': node 'first' already runs it.*MONGO_URI/);
