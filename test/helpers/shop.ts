@@ -4,9 +4,9 @@
  */
 import type { AddressInfo } from "node:net";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
-import mongoose from "mongoose";
 import { config } from "../../lib/config";
 import brokerConfig from "../../moleculer.config";
+import { dropDatabase } from "./database";
 import ApiService from "../../services/api.service";
 import CartsService from "../../services/carts.service";
 import OrdersService from "../../services/orders.service";
@@ -29,20 +29,34 @@ let brokers = 0;
 
 /**
  * A started broker running `services` (all of them by default). With MongoDB,
- * stopping it drops the test file's database first.
+ * stopping it then drops the test file's database: like the in-memory NeDB
+ * store, every broker of a test starts on empty collections.
  */
 export async function startBroker(services: ServiceSchema<any, any>[] = ALL_SERVICES): Promise<ServiceBroker> {
 	const broker = new ServiceBroker({ ...brokerConfig, nodeID: `test-${process.pid}-${++brokers}` });
 	if (config.mongoUri && services.some(schema => schema.name !== "api")) {
 		const stop = broker.stop.bind(broker);
 		broker.stop = async () => {
-			if (mongoose.connection.readyState === 1) await mongoose.connection.dropDatabase();
-			return stop();
+			await stop();
+			await dropDatabase(config.mongoUri!);
 		};
 	}
 	for (const schema of services) broker.createService(schema);
 	await broker.start();
 	return broker;
+}
+
+/** Run `work` while the local service `name` is gone (a node of it down), then create it again from its schema. */
+export async function withoutService<T>(broker: ServiceBroker, name: string, work: () => Promise<T>): Promise<T> {
+	const service = broker.getLocalService(name)!;
+	const schema = (service as unknown as { originalSchema: ServiceSchema }).originalSchema;
+	await broker.destroyService(service);
+	try {
+		return await work();
+	} finally {
+		broker.createService(schema);
+		await broker.waitForServices(name);
+	}
 }
 
 export interface HttpResponse<T = any> {

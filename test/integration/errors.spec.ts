@@ -2,6 +2,7 @@
  * Bad input through the real gateway: the right 4xx with a reason, no stack
  * trace, no secret in any answer, and nothing changed.
  */
+import { mongo } from "mongoose";
 import { startShop, type HttpResponse, type Shop } from "../helpers/shop";
 
 let shop: Shop;
@@ -245,6 +246,22 @@ describe("404 and 409", () => {
 		const res = await call("POST", "/api/v1/orders", { token: customer.token, headers, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] } });
 		expect(res.status).toBe(422);
 		expect(res.body.type).toBe("IDEMPOTENCY_KEY_REUSED");
+	});
+});
+
+describe("a store failure", () => {
+	it("is a 500 that says nothing about the store, whatever code the store gave it", async () => {
+		const products = shop.broker.getLocalService("products") as any;
+		for (const code of [449, 11000]) {
+			const find = jest.spyOn(products.adapter, "find").mockRejectedValueOnce(new mongo.MongoServerError({ message: `store failure ${code}`, code }));
+			try {
+				const res = await shop.request("GET", "/api/v1/products?q=store-failure");
+				expect(res.status).toBe(500);
+				expect(res.body).toEqual({ code: 500, name: "InternalServerError", message: "Something went wrong. Please try again.", type: "INTERNAL_ERROR" });
+			} finally {
+				find.mockRestore();
+			}
+		}
 	});
 });
 

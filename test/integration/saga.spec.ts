@@ -3,7 +3,8 @@
  * refund, invoices, the messages each outcome sends, and the invariant that
  * state, stock and ledger agree for every order.
  */
-import { startShop, type Shop } from "../helpers/shop";
+import { mongo } from "mongoose";
+import { startShop, withoutService, type Shop } from "../helpers/shop";
 import { waitFor } from "../helpers/process";
 import { checkInvariant } from "../helpers/invariant";
 
@@ -197,16 +198,7 @@ describe("a saga step that cannot finish now", () => {
 	it("answers 202 with the reserved order, which the recovery sweep settles once the service is back", async () => {
 		const customer = await shop.signUp("Patient");
 		const product = await newProduct(5);
-		const invoices = shop.broker.getLocalService("invoices")!;
-		const schema = (invoices as any).originalSchema;
-		await shop.broker.destroyService(invoices);
-		let res;
-		try {
-			res = await checkout(customer.token, product.id, "pm_card_visa", 1);
-		} finally {
-			shop.broker.createService(schema);
-			await shop.broker.waitForServices("invoices");
-		}
+		const res = await withoutService(shop.broker, "invoices", () => checkout(customer.token, product.id, "pm_card_visa", 1));
 		expect(res.status).toBe(202);
 		expect(res.headers.get("location")).toBe(`/api/v1/orders/${res.body.id}`);
 		expect(res.body).toMatchObject({ status: "reserved" });
@@ -217,6 +209,36 @@ describe("a saga step that cannot finish now", () => {
 		const settled = (await shop.request("GET", `/api/v1/orders/${res.body.id}`, { token: customer.token })).body;
 		expect(settled).toMatchObject({ status: "paid", invoiceNumber: expect.any(String) });
 		expect(await ledgerOf(res.body.id)).toHaveLength(1);
+		expect(await stockOf(product.id)).toBe(4);
+	});
+});
+
+describe("a store error after the provider charged", () => {
+	const orders = () => shop.broker.getLocalService("orders") as any;
+
+	it("is a failure, not a refusal, whatever its code: 202, never payment_failed, then paid and charged once", async () => {
+		const customer = await shop.signUp("Unlucky");
+		const product = await newProduct(5);
+		// The provider took the money; writing it in the ledger fails with a store error whose code looks like an HTTP status.
+		const payments = shop.broker.getLocalService("payments") as any;
+		const storeError = new mongo.MongoServerError({ message: "store failure after the charge", code: 449 });
+		const settle = jest.spyOn(payments.adapter, "updateMany").mockRejectedValueOnce(storeError);
+		let res;
+		try {
+			res = await checkout(customer.token, product.id, "pm_card_visa", 1);
+		} finally {
+			settle.mockRestore();
+		}
+		expect(res.status).toBe(202);
+		expect(res.body).toMatchObject({ status: "reserved" });
+		expect(await stockOf(product.id)).toBe(4); // still held: the money was taken
+		expect(await ledgerOf(res.body.id)).toEqual([expect.objectContaining({ kind: "charge", status: "pending" })]);
+
+		await orders().adapter.updateMany({ _id: orders().decodeID(res.body.id) }, { $set: { updatedAt: new Date(Date.now() - 10 * 60_000) } });
+		await orders().recoverOrders();
+		expect((await shop.request("GET", `/api/v1/orders/${res.body.id}`, { token: customer.token })).body).toMatchObject({ status: "paid" });
+		expect(await ledgerOf(res.body.id)).toEqual([expect.objectContaining({ kind: "charge", status: "succeeded" })]);
+		expect(await shop.broker.call("payment-provider.findCharge", { key: `charge:${res.body.id}` })).toMatchObject({ status: "succeeded" });
 		expect(await stockOf(product.id)).toBe(4);
 	});
 });

@@ -1,5 +1,7 @@
-import { ServiceBroker } from "moleculer";
+import { Errors, ServiceBroker } from "moleculer";
+import { mongo } from "mongoose";
 import { loadConfig } from "../../lib/config";
+import { isClientRefusal, isEndpointFailure, isNotFound, notFound } from "../../lib/errors";
 import { HealthEndpoint } from "../../lib/health-endpoint";
 import { freePort } from "../helpers/process";
 import { mergeItems, priceLines } from "../../lib/pricing";
@@ -70,5 +72,48 @@ describe("HealthEndpoint", () => {
 			await first.stop();
 			await second.stop().catch(() => undefined);
 		}
+	});
+});
+
+describe("refusals and failures", () => {
+	/** What the MongoDB driver throws for a store error whose code looks like an HTTP status. */
+	const storeError = () => new mongo.MongoServerError({ message: "store failure", code: 449 });
+
+	it("tells a service's refusal from a store's error whatever its code, also across nodes", async () => {
+		const namespace = `refusals-${process.pid}`;
+		const [serving, calling] = ["serving", "calling"].map(nodeID => new ServiceBroker({ nodeID, namespace, transporter: "Fake", logger: false }));
+		serving.createService({
+			name: "thing",
+			actions: {
+				refuse() { throw notFound("Thing", "t1"); },
+				fail() { throw storeError(); },
+				check: { params: { n: "number" }, handler: () => true },
+			},
+		});
+		await Promise.all([serving.start(), calling.start()]);
+		try {
+			await calling.waitForServices("thing");
+			const refused: any = await calling.call("thing.refuse").catch(err => err);
+			const failed: any = await calling.call("thing.fail").catch(err => err);
+			const invalid: any = await calling.call("thing.check", { n: "x" }).catch(err => err);
+			expect([isClientRefusal(refused), isNotFound(refused), isEndpointFailure(refused)]).toEqual([true, true, false]);
+			expect(failed.code).toBe(449); // the store's code arrives with the error...
+			expect([isClientRefusal(failed), isNotFound(failed), isEndpointFailure(failed)]).toEqual([false, false, true]); // ...and is not taken for a refusal
+			expect([invalid.code, isClientRefusal(invalid), isEndpointFailure(invalid)]).toEqual([422, true, false]);
+		} finally {
+			await Promise.all([serving.stop(), calling.stop()]);
+		}
+		expect(isClientRefusal(storeError())).toBe(false);
+		expect(isClientRefusal(new Errors.MoleculerClientError("teapot", 418))).toBe(false); // not a status moleshop answers
+	});
+
+	it("counts against a circuit: 5xx, timeouts, the node's own refusal to serve, any error that is not Moleculer's", () => {
+		expect(isEndpointFailure(new Errors.RequestTimeoutError({ action: "a.b", nodeID: "n1" }))).toBe(true);
+		expect(isEndpointFailure(new Errors.MoleculerServerError("broken", 500, "BROKEN"))).toBe(true);
+		expect(isEndpointFailure(new Errors.ServiceNotAvailableError({ action: "a.b", nodeID: "n1" }))).toBe(true);
+		expect(isEndpointFailure(new Errors.ServiceNotAvailableError({ action: "a.b" }))).toBe(false); // no node for a service it calls
+		expect(isEndpointFailure(new Errors.QueueIsFullError({ action: "a.b", nodeID: "n1", size: 1, limit: 1 }))).toBe(false);
+		expect(isEndpointFailure(new TypeError("x is undefined"))).toBe(true);
+		expect(isEndpointFailure(storeError())).toBe(true);
 	});
 });
