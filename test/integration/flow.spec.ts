@@ -197,13 +197,15 @@ describe("timeouts", () => {
 	it("answer 504 when a service does not answer within the request timeout", async () => {
 		const products = shop.broker.getLocalService("products") as any;
 		const find = products.adapter.find;
-		products.adapter.find = () => new Promise(() => undefined); // a store that never answers
+		const stuck: Array<(err: Error) => void> = [];
+		products.adapter.find = () => new Promise((_, reject) => stuck.push(reject)); // a store that does not answer
 		try {
 			const res = await shop.request("GET", "/api/v1/products?q=never-answers");
 			expect(res.status).toBe(504);
 			expect(res.body).toMatchObject({ code: 504, type: "TIMEOUT" });
 		} finally {
 			products.adapter.find = find;
+			for (const reject of stuck) reject(new Error("the store answers at last")); // so the calls it held end before the node stops
 		}
 	}, 30_000);
 });
