@@ -23,8 +23,10 @@ export interface Invoice extends Quote {
 }
 
 const centsParam = { type: "number", integer: true, min: 0, max: 1_000_000_000 } as const;
+/** An invoice line: exactly these fields (an unknown one is refused, as everywhere, rather than reaching the store). */
 const lineParam = {
 	type: "object",
+	strict: true,
 	props: { productId: idParam, sku: "string", name: "string", unitPrice: centsParam, quantity: centsParam, lineTotal: centsParam },
 } as const;
 

@@ -85,6 +85,15 @@ describe("invoices.issue", () => {
 		expect(next.number).toMatch(/^INV-\d{6}$/);
 	});
 
+	it("refuses a line with a field it does not know (422), issuing nothing", async () => {
+		const orderId = nextOrderId();
+		const line = { productId: "p1", sku: "SKU-1", name: "Thing", unitPrice: 1_000, quantity: 1, lineTotal: 1_000, colour: "red" };
+		await expect(broker.call("invoices.issue", {
+			orderId, userId: "user1", items: [line], subtotal: 1_000, discount: 0, shipping: 0, tax: 0, total: 1_000, currency: "USD", country: "US",
+		})).rejects.toMatchObject({ code: 422 });
+		await expect(broker.call("invoices.forOrder", { id: orderId }, { meta: { user: { id: "user1", role: "customer" } } })).rejects.toMatchObject({ code: 404 });
+	});
+
 	it("shows an invoice to its owner only", async () => {
 		const orderId = nextOrderId();
 		await invoice(orderId);
