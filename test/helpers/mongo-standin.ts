@@ -13,8 +13,13 @@
  *
  * What it proves: the translation between moleshop and MongoDB (what the
  * services send, what mongoose makes of it, what comes back). What it does not:
- * MongoDB's own engine (its concurrency, its query planner, every operator). The
- * suite runs against a real MongoDB whenever MONGO_URI is set.
+ * MongoDB's own engine. In particular it runs one command at a time (two writes
+ * never meet inside the store, so store-level races such as two first upserts of
+ * one counter do not happen here), it lists the indexes it was asked to create
+ * (so index flags are checked against what mongoose asked for, not against a
+ * server's own bookkeeping), and it sorts values of different BSON types in
+ * NeDB's order, not MongoDB's. The suite runs against a real MongoDB whenever
+ * MONGO_URI is set.
  *
  * Anything it does not implement is refused with an error naming it, never
  * answered with a guess. Run on its own: `npx tsx test/helpers/mongo-standin.ts [port]`.
@@ -160,6 +165,7 @@ class Collection {
 	 */
 	async update(q: Doc, u: Doc | Doc[], { multi = false, upsert = false } = {}): Promise<{ n: number; nModified: number; upserted?: unknown; doc?: Doc }> {
 		if (Array.isArray(u)) throw unsupported("pipeline updates");
+		refuseConflicts(u);
 		const { $setOnInsert, ...update } = u;
 		for (const op of Object.keys(update)) {
 			if (op.startsWith("$") && !["$set", "$unset", "$inc", "$push", "$pull", "$addToSet", "$pop", "$min", "$max"].includes(op)) throw unsupported(`the update operator ${op}`);
@@ -196,6 +202,15 @@ class Collection {
 		const targets = (await this.store.findAsync(toQuery(q))).slice(0, limit === 1 ? 1 : undefined);
 		for (const doc of targets) await this.store.removeAsync({ _id: doc._id }, {});
 		return { n: targets.length, doc: targets[0] && fromStore(targets[0]) };
+	}
+}
+
+/** MongoDB refuses an update that names one path twice, or a path and a part of it (`m` and `m.x`), across all its operators. */
+function refuseConflicts(update: Doc) {
+	const paths = Object.entries(update).filter(([op]) => op.startsWith("$")).flatMap(([, fields]) => Object.keys(fields ?? {}));
+	for (const [i, a] of paths.entries()) {
+		const other = paths.find((b, j) => j !== i && (a === b || b.startsWith(`${a}.`)));
+		if (other) throw new CommandError(`Updating the path '${other}' would create a conflict at '${a}'`, 40, "ConflictingUpdateOperators");
 	}
 }
 

@@ -28,7 +28,10 @@ describeWithNats("npm run cluster", () => {
 		const port = await freePort();
 		const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-script-"));
 		const script = spawn(process.execPath, [path.resolve(__dirname, "../../dist/scripts/cluster.js")], {
-			env: { PATH: process.env.PATH ?? "", HOME: os.tmpdir(), TRANSPORTER: nats.url, PORT: String(port), DATA_DIR: dataDir, NAMESPACE: `script-${process.pid}`, LOG_LEVEL: "warn" },
+			env: {
+				PATH: process.env.PATH ?? "", HOME: os.tmpdir(), TRANSPORTER: nats.url, PORT: String(port), DATA_DIR: dataDir, NAMESPACE: `script-${process.pid}`, LOG_LEVEL: "warn",
+				...(process.env.MONGO_URI && { MONGO_URI: process.env.MONGO_URI }), // the MongoDB path: every node of the script on the file's database
+			},
 			stdio: ["ignore", "pipe", "pipe"],
 		});
 		let output = "";

@@ -181,6 +181,7 @@ describeWithMongo("MongoDB store", () => {
 		});
 	});
 
+	// On the stand-in this checks what mongoose asked the store to create; on a real MongoDB, what the server built.
 	it("has the unique and sparse indexes each schema declares", async () => {
 		const models = mongoose.modelNames().map(name => mongoose.model(name));
 		expect(models.length).toBe(9);

@@ -222,13 +222,24 @@ describe("a store error after the provider charged", () => {
 		// The provider took the money; writing it in the ledger fails with a store error whose code looks like an HTTP status.
 		const payments = shop.broker.getLocalService("payments") as any;
 		const storeError = new mongo.MongoServerError({ message: "store failure after the charge", code: 449 });
-		const settle = jest.spyOn(payments.adapter, "updateMany").mockRejectedValueOnce(storeError);
+		const updateMany = payments.adapter.updateMany.bind(payments.adapter);
+		let failed = false;
+		// Only this customer's ledger write fails, once (the periodic sweep may settle other orders meanwhile).
+		const settle = jest.spyOn(payments.adapter, "updateMany").mockImplementation(async (query: any, update: any) => {
+			const entry = query._id && (await payments.adapter.findById(query._id));
+			if (!failed && entry?.userId === customer.user.id) {
+				failed = true;
+				throw storeError;
+			}
+			return updateMany(query, update);
+		});
 		let res;
 		try {
 			res = await checkout(customer.token, product.id, "pm_card_visa", 1);
 		} finally {
 			settle.mockRestore();
 		}
+		expect(failed).toBe(true);
 		expect(res.status).toBe(202);
 		expect(res.body).toMatchObject({ status: "reserved" });
 		expect(await stockOf(product.id)).toBe(4); // still held: the money was taken

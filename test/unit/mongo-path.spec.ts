@@ -132,6 +132,22 @@ onMongo("the MongoDB path, offline", () => {
 		});
 	});
 
+	it("draws the next number of a counter again when two first increments meet (one upsert wins, the other gets E11000)", async () => {
+		const invoices = byCollection("invoices");
+		const increment = jest.spyOn(invoices.adapter.model.collection, "findOneAndUpdate")
+			.mockRejectedValueOnce(new mongoose.mongo.MongoServerError({ message: "E11000 duplicate key error", code: 11000 }))
+			.mockResolvedValueOnce({ _id: "sequence:invoice", seq: 7 } as never)
+			.mockRejectedValueOnce(new mongoose.mongo.MongoServerError({ message: "not primary", code: 10107 }));
+		try {
+			expect(await invoices.nextSequence("invoice")).toBe(7);
+			expect(increment).toHaveBeenCalledTimes(2);
+			await expect(invoices.nextSequence("invoice")).rejects.toMatchObject({ code: 10107 }); // any other error is not retried
+			expect(increment).toHaveBeenCalledTimes(3);
+		} finally {
+			increment.mockRestore();
+		}
+	});
+
 	it("keeps malformed ids away from the store: not found, never a CastError", async () => {
 		for (const service of services) {
 			for (const id of ["", "zzz", "not-an-object-id", "0123456789ABCDEF01234567", "0123456789abcdef0123456", "0123456789abcdef012345678", "g123456789abcdef01234567"]) {
