@@ -6,17 +6,16 @@
  * MongoDB stand-in without one. The whole suite also runs there.
  */
 import mongoose from "mongoose";
-import { config } from "../../lib/config";
 import { DEMO_CATALOG } from "../../lib/demo-catalog";
 import { domainEvent } from "../../lib/events";
 import ProductsService from "../../services/products.service";
 import { waitFor } from "../helpers/process";
+import { describeOnMongo } from "../helpers/store";
 import { startBroker, startShop, withoutService, type Shop } from "../helpers/shop";
 
-const describeWithMongo = config.mongoUri ? describe : describe.skip;
 const { ObjectId } = mongoose.Types;
 
-describeWithMongo("MongoDB store", () => {
+describeOnMongo("MongoDB store", () => {
 	let shop: Shop;
 	let admin: string;
 	beforeAll(async () => {
@@ -228,7 +227,7 @@ describeWithMongo("MongoDB store", () => {
 	});
 });
 
-describeWithMongo("the demo catalog on an empty MongoDB", () => {
+describeOnMongo("the demo catalog on an empty MongoDB", () => {
 	it("is seeded once when two products nodes start at the same moment", async () => {
 		const nodes = await Promise.all([startBroker([ProductsService]), startBroker([ProductsService])]);
 		try {
