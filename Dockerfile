@@ -6,9 +6,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json moleculer.config.ts ./
-COPY lib lib
-COPY mixins mixins
+COPY platform platform
+COPY contracts contracts
 COPY services services
+COPY cluster cluster
 COPY scripts scripts
 COPY types types
 RUN npm run build && npm prune --omit=dev

@@ -1,6 +1,6 @@
 /**
  * Broker options for every moleshop node (moleculer-runner loads this file).
- * Environment values come from lib/config.ts, the one place that reads them.
+ * Environment values come from platform/config.ts, the one place that reads them.
  *
  * Resilience comes from Moleculer itself, configured on purpose:
  * - requestTimeout: a call to a dead or stuck node fails after 3 s, instead of waiting for the
@@ -12,7 +12,7 @@
  *   10 s opens it, one trial call after 5 s. A failure is a 5xx, a timeout (Timeout runs before
  *   CircuitBreaker in the middleware list below; Moleculer's default order hides them, moleculer#1202),
  *   the node itself refusing the call (its own circuit is open, or it is stopping), or an error that
- *   is not Moleculer's, such as a store's (lib/errors.ts, isEndpointFailure).
+ *   is not Moleculer's, such as a store's (platform/errors.ts, isEndpointFailure).
  * - bulkhead: set on the actions that call slow dependencies (password hashing), see users.
  * - heartbeats every 2 s, a silent node is dropped after 6 s.
  * - tracking: a stopping node first announces it has no services, then finishes its in-flight
@@ -21,12 +21,13 @@
  * - registry: RoundRobin over the available endpoints, preferring the local node.
  */
 import type { BrokerOptions } from "moleculer";
-import { config } from "./lib/config";
-import { channelsMiddleware } from "./lib/channels";
-import { CircuitLogger } from "./lib/circuit-logger";
-import { isEndpointFailure } from "./lib/errors";
-import { HealthEndpoint } from "./lib/health-endpoint";
-import { replCommands } from "./lib/repl-commands";
+import { config } from "./platform/config";
+import { EVENT_TYPES } from "./contracts/events";
+import { channelsMiddleware } from "./platform/channels";
+import { CircuitLogger } from "./platform/middlewares/circuit-logger";
+import { isEndpointFailure } from "./platform/errors";
+import { HealthEndpoint } from "./platform/middlewares/health-endpoint";
+import { replCommands } from "./cluster/repl-commands";
 
 /** NATS when TRANSPORTER is a NATS URL; otherwise Moleculer's built-in TCP transporter, discovering nodes on this host only. */
 function transporter(): BrokerOptions["transporter"] {
@@ -65,8 +66,8 @@ const brokerConfig: BrokerOptions = {
 	// Moleculer's internal middlewares, in its own order except Timeout before CircuitBreaker.
 	internalMiddlewares: false,
 	middlewares: [
-		// Domain events (lib/channels.ts): JetStream with NATS, Moleculer's balanced events otherwise.
-		channelsMiddleware() as any,
+		// Domain events (platform/channels.ts): JetStream with NATS, Moleculer's balanced events otherwise.
+		channelsMiddleware(EVENT_TYPES) as any,
 		CircuitLogger,
 		HealthEndpoint(config.healthPort),
 		"ActionHook", "Validator", "Bulkhead", "Cacher", "ContextTracker", "Timeout", "CircuitBreaker",

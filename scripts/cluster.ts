@@ -11,8 +11,8 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
-import { config } from "../lib/config";
-import { TOPOLOGY } from "../lib/topology";
+import { config } from "../platform/config";
+import { TOPOLOGY } from "../cluster/topology";
 
 
 const ROOT = path.resolve(__dirname, "../..");

@@ -1,6 +1,6 @@
 /** Schema keys moleshop (and moleculer-db) add to Moleculer's types. */
 import "moleculer";
-import type { Access } from "../lib/types";
+import type { Access } from "../contracts/context";
 
 declare module "moleculer" {
 	interface ActionSchema {

@@ -1,4 +1,4 @@
-// Test environment, set before lib/config.ts reads it: in-memory stores, a free port, quiet logs.
+// Test environment, set before platform/config.ts reads it: in-memory stores, a free port, quiet logs.
 import { runPrefix, serverOf } from "./database";
 
 process.env.NODE_ENV = "test";

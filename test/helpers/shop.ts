@@ -4,21 +4,21 @@
  */
 import type { AddressInfo } from "node:net";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
-import { config } from "../../lib/config";
+import { config } from "../../platform/config";
 import brokerConfig from "../../moleculer.config";
 import { dropDatabase } from "./database";
-import ApiService from "../../services/api.service";
-import CartsService from "../../services/carts.service";
-import OrdersService from "../../services/orders.service";
-import ProductsService from "../../services/products.service";
-import PricingService from "../../services/pricing.service";
-import UsersService from "../../services/users.service";
-import PaymentProviderService from "../../services/payment-provider.service";
-import PaymentsService from "../../services/payments.service";
-import InvoicesService from "../../services/invoices.service";
-import NotificationsService from "../../services/notifications.service";
-import AnalyticsService from "../../services/analytics.service";
-import EventsService from "../../services/events.service";
+import ApiService from "../../services/api/api.service";
+import CartsService from "../../services/carts/carts.service";
+import OrdersService from "../../services/orders/orders.service";
+import ProductsService from "../../services/products/products.service";
+import PricingService from "../../services/pricing/pricing.service";
+import UsersService from "../../services/users/users.service";
+import PaymentProviderService from "../../services/payment-provider/payment-provider.service";
+import PaymentsService from "../../services/payments/payments.service";
+import InvoicesService from "../../services/invoices/invoices.service";
+import NotificationsService from "../../services/notifications/notifications.service";
+import AnalyticsService from "../../services/analytics/analytics.service";
+import EventsService from "../../services/events/events.service";
 
 export const ALL_SERVICES: ServiceSchema<any, any>[] = [
 	UsersService, ProductsService, PricingService, CartsService, OrdersService, PaymentProviderService, PaymentsService,

@@ -3,7 +3,7 @@
  * the MongoDB path, the skipped test's name saying why (Jest lists skipped tests by name);
  * tests of the MongoDB path itself run only where MONGO_URI is set (the "mongodb" project).
  */
-import { config } from "../../lib/config";
+import { config } from "../../platform/config";
 
 /** `it` on NeDB; on MongoDB a skipped test named with the reason it does not apply there. */
 export function itOnEmbeddedStore(name: string, whyNotOnMongo: string, fn: jest.ProvidesCallback, timeout?: number) {

@@ -15,7 +15,7 @@ import path from "node:path";
 import fs from "node:fs";
 import { ServiceBroker } from "moleculer";
 import brokerConfig from "../../moleculer.config";
-import { TOPOLOGY } from "../../lib/topology";
+import { TOPOLOGY } from "../../cluster/topology";
 import { steadyLoad } from "../helpers/load";
 import { describeWithNats, startNatsServer, type NatsServer } from "../helpers/nats";
 import { freePort, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";

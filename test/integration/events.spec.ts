@@ -9,8 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ServiceBroker } from "moleculer";
-import { channelsMiddleware } from "../../lib/channels";
-import { domainEvent } from "../../lib/events";
+import { channelsMiddleware } from "../../platform/channels";
+import { domainEvent, EVENT_TYPES } from "../../contracts/events";
 import { describeWithNats, startNatsServer, type NatsServer } from "../helpers/nats";
 import { freePort, json, startNode, waitFor, waitForActions, waitUntilReady, type NodeProcess } from "../helpers/process";
 import { startSmtpServer, type TestSmtpServer } from "../helpers/smtp";
@@ -40,7 +40,7 @@ describeWithNats("durable events over NATS JetStream", () => {
 		nodes.push(startNode({ ...env, SERVICES: "notifications,analytics", SMTP_URL: smtp.url }));
 		publisher = new ServiceBroker({
 			nodeID: `publisher-${process.pid}`, namespace, logger: false,
-			transporter: { type: "NATS", options: { url: nats.url } }, middlewares: [channelsMiddleware(nats.url) as any],
+			transporter: { type: "NATS", options: { url: nats.url } }, middlewares: [channelsMiddleware(EVENT_TYPES, nats.url) as any],
 		});
 		await publisher.start();
 		await waitUntilReady(port, 90_000);

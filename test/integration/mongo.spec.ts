@@ -6,9 +6,9 @@
  * MongoDB stand-in without one. The whole suite also runs there.
  */
 import mongoose from "mongoose";
-import { DEMO_CATALOG } from "../../lib/demo-catalog";
-import { domainEvent } from "../../lib/events";
-import ProductsService from "../../services/products.service";
+import { DEMO_CATALOG } from "../../services/products/demo-catalog";
+import { domainEvent } from "../../contracts/events";
+import ProductsService from "../../services/products/products.service";
 import { waitFor } from "../helpers/process";
 import { describeOnMongo } from "../helpers/store";
 import { startBroker, startShop, withoutService, type Shop } from "../helpers/shop";

@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { config } from "../../lib/config";
+import { config } from "../../platform/config";
 import { freePort, json, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";
 import { itOnEmbeddedStore } from "../helpers/store";
 

@@ -1,7 +1,7 @@
 import type { ServiceBroker } from "moleculer";
-import { addDays, factOf, rankProducts, resolveRange, summarize, utcDay, type Fact } from "../../lib/analytics";
-import { domainEvent, type DomainEvent, type EventLine } from "../../lib/events";
-import AnalyticsService from "../../services/analytics.service";
+import { addDays, factOf, rankProducts, resolveRange, summarize, utcDay, type Fact } from "../../services/analytics/facts";
+import { domainEvent, type DomainEvent, type EventLine } from "../../contracts/events";
+import AnalyticsService from "../../services/analytics/analytics.service";
 import { startBroker } from "../helpers/shop";
 
 let broker: ServiceBroker;
@@ -180,7 +180,7 @@ describe("analytics consumers", () => {
 	});
 });
 
-describe("lib/analytics", () => {
+describe("analytics facts (services/analytics/facts.ts)", () => {
 	const fact = (type: Fact["type"], at: string, fields: Partial<Fact> = {}): Fact =>
 		({ eventId: `e${++sequence}`, type, at: new Date(at), day: at.slice(0, 10), currency: "USD", ...fields });
 

@@ -1,7 +1,7 @@
 import type { ServiceBroker } from "moleculer";
-import CartsService from "../../services/carts.service";
-import PricingService from "../../services/pricing.service";
-import ProductsService from "../../services/products.service";
+import CartsService from "../../services/carts/carts.service";
+import PricingService from "../../services/pricing/pricing.service";
+import ProductsService from "../../services/products/products.service";
 import { startBroker } from "../helpers/shop";
 
 let broker: ServiceBroker;

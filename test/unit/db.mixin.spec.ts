@@ -1,8 +1,8 @@
 /** The db mixin's guard: on the embedded store a stateful service runs on one node only. */
 import { ServiceBroker } from "moleculer";
 import brokerConfig from "../../moleculer.config";
-import ProductsService from "../../services/products.service";
-import PricingService from "../../services/pricing.service";
+import ProductsService from "../../services/products/products.service";
+import PricingService from "../../services/pricing/pricing.service";
 import { itOnEmbeddedStore } from "../helpers/store";
 
 const brokers: ServiceBroker[] = [];

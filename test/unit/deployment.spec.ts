@@ -7,16 +7,20 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parse } from "yaml";
-import { TOPOLOGY } from "../../lib/topology";
+import { TOPOLOGY } from "../../cluster/topology";
 
 const ROOT = path.resolve(__dirname, "../..");
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
 const compose = parse(read("docker-compose.yml"), { merge: true });
-const serviceFiles = fs.readdirSync(path.join(ROOT, "services")).filter(f => f.endsWith(".service.ts")).map(f => f.replace(".service.ts", ""));
+/** What SERVICES can name: a folder of services/ with a service file in it (moleculer-runner loads every one below it). */
+const serviceFiles = fs
+	.readdirSync(path.join(ROOT, "services"), { withFileTypes: true })
+	.filter(entry => entry.isDirectory() && fs.readdirSync(path.join(ROOT, "services", entry.name)).some(f => f.endsWith(".service.ts")))
+	.map(entry => entry.name);
 const nodes = Object.entries<any>(compose.services).filter(([, def]) => def.image?.startsWith("moleshop"));
 
-/** Variables the code reads: lib/config.ts (the one reader), plus SERVICES and SERVICEDIR, read by moleculer-runner. */
-const readByCode = new Set([...read("lib/config.ts").matchAll(/env\.([A-Z_]+)/g)].map(m => m[1]).concat("SERVICES", "SERVICEDIR"));
+/** Variables the code reads: platform/config.ts (the one reader), plus SERVICES and SERVICEDIR, read by moleculer-runner. */
+const readByCode = new Set([...read("platform/config.ts").matchAll(/env\.([A-Z_]+)/g)].map(m => m[1]).concat("SERVICES", "SERVICEDIR"));
 
 it("runs every service in some container, and only services that exist", () => {
 	const run = nodes.flatMap(([, def]) => String(def.environment.SERVICES).split(","));

@@ -1,10 +1,11 @@
 import { Errors, ServiceBroker } from "moleculer";
 import { mongo } from "mongoose";
-import { loadConfig } from "../../lib/config";
-import { isClientRefusal, isEndpointFailure, isNotFound, notFound } from "../../lib/errors";
-import { HealthEndpoint } from "../../lib/health-endpoint";
+import { loadConfig } from "../../platform/config";
+import { isClientRefusal, isEndpointFailure, isNotFound, notFound } from "../../platform/errors";
+import { HealthEndpoint } from "../../platform/middlewares/health-endpoint";
 import { freePort } from "../helpers/process";
-import { mergeItems, priceLines } from "../../lib/pricing";
+import { mergeItems } from "../../contracts/items";
+import { priceLines } from "../../services/pricing/price-lines";
 
 describe("loadConfig", () => {
 	it("has defaults for a bare environment", () => {

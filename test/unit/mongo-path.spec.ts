@@ -1,6 +1,6 @@
 /**
  * The MongoDB path's translation layer, offline: the real mongoose model of every
- * collection and the real adapter (lib/store-adapters.ts), with no server for any
+ * collection and the real adapter (platform/store-adapters.ts), with no server for any
  * test but the last. Every stored form of a document becomes the same entity; an
  * undeclared field in a filter, an update or a document is an error; an update that
  * casts to nothing is an error, never an undefined count; malformed ids never reach
@@ -8,8 +8,8 @@
  */
 import { ServiceBroker, type Service } from "moleculer";
 import mongoose from "mongoose";
-import { config } from "../../lib/config";
-import { EmbeddedStoreAdapter, MongoStoreAdapter } from "../../lib/store-adapters";
+import { config } from "../../platform/config";
+import { EmbeddedStoreAdapter, MongoStoreAdapter } from "../../platform/store-adapters";
 import { ALL_SERVICES } from "../helpers/shop";
 import { takeViolations } from "../helpers/mongo-translation";
 import { describeOnMongo } from "../helpers/store";

@@ -1,10 +1,10 @@
 import type { ServiceBroker } from "moleculer";
 import type { ParsedMail } from "mailparser";
-import { domainEvent, type DomainEvent } from "../../lib/events";
-import { createProviders, LogEmailProvider, SmtpEmailProvider } from "../../lib/notify/providers";
-import { formatMoney } from "../../lib/notify/templates";
-import NotificationsService from "../../services/notifications.service";
-import UsersService from "../../services/users.service";
+import { domainEvent, type DomainEvent } from "../../contracts/events";
+import { createProviders, LogEmailProvider, SmtpEmailProvider } from "../../services/notifications/providers";
+import { formatMoney } from "../../services/notifications/templates";
+import NotificationsService from "../../services/notifications/notifications.service";
+import UsersService from "../../services/users/users.service";
 import { startBroker } from "../helpers/shop";
 import { startSmtpServer, type TestSmtpServer } from "../helpers/smtp";
 

@@ -1,12 +1,12 @@
 import type { ServiceBroker } from "moleculer";
-import CartsService from "../../services/carts.service";
-import OrdersService from "../../services/orders.service";
-import PaymentProviderService from "../../services/payment-provider.service";
-import PaymentsService from "../../services/payments.service";
-import InvoicesService from "../../services/invoices.service";
-import PricingService from "../../services/pricing.service";
-import ProductsService from "../../services/products.service";
-import UsersService from "../../services/users.service";
+import CartsService from "../../services/carts/carts.service";
+import OrdersService from "../../services/orders/orders.service";
+import PaymentProviderService from "../../services/payment-provider/payment-provider.service";
+import PaymentsService from "../../services/payments/payments.service";
+import InvoicesService from "../../services/invoices/invoices.service";
+import PricingService from "../../services/pricing/pricing.service";
+import ProductsService from "../../services/products/products.service";
+import UsersService from "../../services/users/users.service";
 import { startBroker } from "../helpers/shop";
 
 let broker: ServiceBroker;

@@ -1,8 +1,8 @@
 /** payments (the ledger), the simulated provider and invoices, called directly. */
 import type { ServiceBroker } from "moleculer";
-import InvoicesService from "../../services/invoices.service";
-import PaymentProviderService from "../../services/payment-provider.service";
-import PaymentsService from "../../services/payments.service";
+import InvoicesService from "../../services/invoices/invoices.service";
+import PaymentProviderService from "../../services/payment-provider/payment-provider.service";
+import PaymentsService from "../../services/payments/payments.service";
 import { startBroker } from "../helpers/shop";
 
 let broker: ServiceBroker;

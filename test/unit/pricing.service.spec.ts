@@ -1,8 +1,8 @@
 import type { ServiceBroker } from "moleculer";
-import { loadConfig } from "../../lib/config";
-import { DEFAULT_COUNTRIES, proportion, quote, QuoteError, type PricingRules } from "../../lib/quote";
-import PricingService from "../../services/pricing.service";
-import ProductsService from "../../services/products.service";
+import { loadConfig } from "../../platform/config";
+import { DEFAULT_COUNTRIES, type PricingRules, proportion, quote, QuoteError } from "../../services/pricing/quote";
+import PricingService from "../../services/pricing/pricing.service";
+import ProductsService from "../../services/products/products.service";
 import { startBroker } from "../helpers/shop";
 
 const rules: PricingRules = {
@@ -17,7 +17,7 @@ const rules: PricingRules = {
 const line = (unitPrice: number, quantity = 1) => ({ productId: `p${unitPrice}`, sku: "S", name: "N", unitPrice, quantity, lineTotal: unitPrice * quantity });
 const at = new Date("2026-11-28T12:00:00Z");
 
-describe("quote (lib/quote.ts)", () => {
+describe("quote (services/pricing/quote.ts)", () => {
 	it("rounds half up in integers", () => {
 		expect([proportion(5, 1, 2), proportion(199_9, 10, 100), proportion(1001, 1900, 10_000), proportion(7, 1, 3)]).toEqual([3, 200, 190, 2]);
 	});

@@ -1,6 +1,6 @@
 import type { ServiceBroker } from "moleculer";
-import ProductsService from "../../services/products.service";
-import { DEMO_CATALOG } from "../../lib/demo-catalog";
+import ProductsService from "../../services/products/products.service";
+import { DEMO_CATALOG } from "../../services/products/demo-catalog";
 import { startBroker } from "../helpers/shop";
 
 let broker: ServiceBroker;

@@ -1,6 +1,6 @@
 import type { ServiceBroker } from "moleculer";
 import jwt from "jsonwebtoken";
-import UsersService from "../../services/users.service";
+import UsersService from "../../services/users/users.service";
 import { startBroker } from "../helpers/shop";
 
 let broker: ServiceBroker;
@@ -94,7 +94,7 @@ describe("JWT_SECRET", () => {
 			delete process.env.JWT_SECRET;
 			jest.isolateModules(() => {
 				const { ServiceBroker } = require("moleculer");
-				const schema = require("../../services/users.service").default;
+				const schema = require("../../services/users/users.service").default;
 				const prodBroker = new ServiceBroker({ logger: false });
 				expect(() => prodBroker.createService(schema)).toThrow(/JWT_SECRET must be set/);
 			});

@@ -1,0 +1,92 @@
+/**
+ * moleshop's domain events: their names, payloads and envelope.
+ *
+ * Every event travels as a `DomainEvent`: a unique `id` (consumers
+ * deduplicate by it), the `type` (also the channel name), the payload
+ * `version`, when it happened and its `data`. Events are published through
+ * `@moleculer/channels` (JetStream in NATS mode, Moleculer's own balanced
+ * events otherwise); state changes write them into an outbox first
+ * (platform/outbox.mixin.ts), so a crash never separates a change from its event.
+ */
+import { randomUUID } from "node:crypto";
+
+/** Version of every payload below; bump it (and keep consumers reading the old one) when a payload changes shape. */
+export const EVENT_VERSION = 1;
+
+/** One ordered line as events carry it (integer cents). */
+export interface EventLine {
+	productId: string;
+	sku: string;
+	name: string;
+	quantity: number;
+	unitPrice: number;
+	lineTotal: number;
+}
+
+/** Payload of each event type. */
+export interface EventPayloads {
+	"user.registered": { userId: string };
+	/** `userId` is null for an anonymous visitor. */
+	"product.viewed": { productId: string; userId: string | null };
+	/** Lines of a cart changed: each line's new quantity (0 = removed); `clear` empties the cart. */
+	"cart.updated": { userId: string; reason: "set" | "clear" | "checkout"; lines: Array<{ productId: string; quantity: number }> };
+	"order.paid": {
+		orderId: string;
+		userId: string;
+		items: EventLine[];
+		subtotal: number;
+		discount: number;
+		shipping: number;
+		tax: number;
+		/** What the charge took. */
+		total: number;
+		currency: string;
+		invoiceNumber: string;
+		paidAt: string;
+	};
+	"order.payment_failed": {
+		orderId: string;
+		userId: string;
+		total: number;
+		currency: string;
+		/** Why: "card_declined", "processing_error", ... */
+		reason: string;
+	};
+	"order.cancelled": {
+		orderId: string;
+		userId: string;
+		items: EventLine[];
+		/** What the refund gave back (the whole charge). */
+		refunded: number;
+		currency: string;
+		cancelledAt: string;
+	};
+	/** Stock of a product went from above the threshold to at or below it. */
+	"stock.low": { productId: string; sku: string; name: string; stock: number; threshold: number };
+}
+
+export type EventType = keyof EventPayloads;
+
+export const EVENT_TYPES: EventType[] = [
+	"user.registered", "product.viewed", "cart.updated", "order.paid", "order.payment_failed", "order.cancelled", "stock.low",
+];
+
+export interface DomainEvent<T extends EventType = EventType> {
+	id: string;
+	type: T;
+	version: number;
+	/** ISO 8601 time of the change. */
+	occurredAt: string;
+	data: EventPayloads[T];
+}
+
+/** A new event, stamped now (or at `at`, the time of the change it reports). */
+export function domainEvent<T extends EventType>(type: T, data: EventPayloads[T], at: Date = new Date()): DomainEvent<T> {
+	return { id: randomUUID(), type, version: EVENT_VERSION, occurredAt: at.toISOString(), data };
+}
+
+/** Whether a received payload is a domain event of `type` that this code can read. */
+export function isDomainEvent<T extends EventType>(payload: any, type: T): payload is DomainEvent<T> {
+	return !!payload && typeof payload.id === "string" && payload.type === type &&
+		payload.version === EVENT_VERSION && typeof payload.occurredAt === "string" && !!payload.data && typeof payload.data === "object";
+}

@@ -1,0 +1,187 @@
+/**
+ * How domain events travel: `@moleculer/channels`, configured once here.
+ *
+ * - NATS mode (TRANSPORTER is a NATS URL): JetStream, durable. One stream per
+ *   event type (kept EVENT_RETENTION_DAYS; dead letters until redriven), one
+ *   durable consumer per consuming service. A failed handler is redelivered with growing delays; after
+ *   `maxRetries` deliveries the message moves to the DEAD_LETTERS stream with
+ *   the error that stopped it, where an admin can inspect and redrive it.
+ * - Default mode: the channels' Fake adapter, i.e. Moleculer's balanced
+ *   events over the built-in transporter. Events flow between nodes with no
+ *   infrastructure, but there are no redeliveries and no dead letters.
+ */
+import { Adapters, Middleware as ChannelsMiddleware } from "@moleculer/channels";
+import type { JsMsg, StreamInfo } from "nats";
+import { config } from "./config";
+
+/** Subject (and, with "." as "_", stream) of dead letters. */
+export const DEAD_LETTER_QUEUE = "DEAD_LETTERS";
+const EVENT_RETENTION_DAYS = 7;
+const NANOS_PER_MS = 1_000_000;
+/** Well inside JetStream's default ack wait (30 s). */
+const WORKING_INTERVAL_MS = 10_000;
+/** Delay before redelivery n (1-based): 1 s, 2 s, 4 s, ... at most 30 s. */
+export const redeliveryDelay = (attempt: number) => Math.min(1_000 * 2 ** (attempt - 1), 30_000);
+
+/** Options of every consumer: `channels: { "order.paid": { ...CONSUMER, handler } }`. */
+export const CONSUMER = {
+	maxRetries: config.events.maxRetries,
+	/** Messages a consumer handles at once (handlers are idempotent, so order does not matter). */
+	maxInFlight: 10,
+	deadLettering: { enabled: true, queueName: DEAD_LETTER_QUEUE },
+};
+
+/** A message in the dead-letter queue. */
+export interface DeadLetter {
+	seq: number;
+	channel: string;
+	group: string;
+	error: string;
+	failedAt: string;
+	deliveries: number;
+	payload: unknown;
+}
+
+const streamName = (subject: string) => subject.split(".").join("_");
+
+/**
+ * The channels' JetStream adapter with two changes: redeliveries wait
+ * (`nak(delay)` instead of an immediate `nak()`), and a message is dead-lettered
+ * with its error — or, if even that fails, redelivered later rather than dropped.
+ * It also creates every event stream when it connects, so publishing never
+ * depends on a consumer having subscribed first.
+ */
+const NatsAdapter = Adapters.NATS as unknown as new (opts: object) => any;
+
+export class JetStreamAdapter extends NatsAdapter {
+	/** The channels whose streams exist before anyone publishes or subscribes. */
+	private readonly channelNames: readonly string[];
+
+	constructor(opts: object, channelNames: readonly string[]) {
+		super(opts);
+		this.channelNames = channelNames;
+	}
+
+	async connect() {
+		await super.connect();
+		for (const name of [...this.channelNames, DEAD_LETTER_QUEUE]) {
+			const subject = this.addPrefixTopic(name); // channels are prefixed with the namespace
+			await this.createStream(streamName(subject), [subject], {});
+		}
+	}
+
+	/** Dead letters wait for an admin: their stream keeps them until redriven, with no age limit. */
+	createStream(name: string, subjects: string[], opts: object) {
+		return super.createStream(name, subjects, name === this.deadLetterStream() ? { ...opts, max_age: 0 } : opts);
+	}
+
+	createConsumerHandler(chan: any) {
+		return async (err: Error | null, message: JsMsg | null) => {
+			if (chan.unsubscribing || (!err && !message)) return;
+			if (err || !message) return this.logger.error(`Consumer of '${chan.name}' failed:`, err);
+			this.addChannelActiveMessages(chan.id, [message.seq]);
+			// Tell JetStream the message is being worked on, so a slow handler is not redelivered meanwhile.
+			message.working();
+			const keepAlive = setInterval(() => message.working(), WORKING_INTERVAL_MS);
+			try {
+				await chan.handler(this.serializer.deserialize(Buffer.from(message.data)), message);
+				message.ack();
+			} catch (error: any) {
+				this.metricsIncrement("moleculer.channels.messages.errors.total", chan);
+				const deliveries = message.info.redeliveryCount;
+				if (deliveries < chan.maxRetries) {
+					this.logger.warn(`'${chan.name}' handler of ${chan.group} failed (delivery ${deliveries}), retrying: ${error?.message}`);
+					message.nak(redeliveryDelay(deliveries));
+				} else {
+					await this.deadLetter(chan, message, error);
+				}
+			} finally {
+				clearInterval(keepAlive);
+				this.removeChannelActiveMessages(chan.id, [message.seq]);
+			}
+		};
+	}
+
+	/** Move a message to the dead-letter queue with why and where it failed; ack it only once it is there. */
+	async deadLetter(chan: any, message: JsMsg, error: any) {
+		try {
+			await this.publish(chan.deadLettering.queueName, message.data, {
+				raw: true,
+				headers: {
+					"x-original-channel": chan.name,
+					"x-original-group": chan.group,
+					"x-error": String(error?.message ?? error).slice(0, 500),
+					"x-failed-at": new Date().toISOString(),
+					"x-deliveries": String(message.info.redeliveryCount),
+				},
+			});
+			message.ack();
+			this.logger.error(`'${chan.name}' message ${message.seq} failed ${message.info.redeliveryCount} times in ${chan.group}; moved to ${chan.deadLettering.queueName}: ${error?.message}`);
+		} catch (publishError: any) {
+			this.logger.error(`Could not dead-letter '${chan.name}' message ${message.seq}, redelivering later: ${publishError.message}`);
+			message.nak(redeliveryDelay(chan.maxRetries));
+		}
+	}
+
+	/** The oldest `limit` dead letters. */
+	async listDeadLetters(limit: number): Promise<DeadLetter[]> {
+		const info: StreamInfo = await this.manager.streams.info(this.deadLetterStream());
+		const letters: DeadLetter[] = [];
+		for (let seq = info.state.first_seq; seq <= info.state.last_seq && letters.length < limit; seq++) {
+			const letter = await this.readDeadLetter(seq).catch(() => null); // deleted sequences are gaps
+			if (letter) letters.push(letter);
+		}
+		return letters;
+	}
+
+	async readDeadLetter(seq: number): Promise<DeadLetter> {
+		const msg = await this.manager.streams.getMessage(this.deadLetterStream(), { seq });
+		const header = (name: string) => msg.header?.get(name) ?? "";
+		return {
+			seq,
+			channel: header("x-original-channel"),
+			group: header("x-original-group"),
+			error: header("x-error"),
+			failedAt: header("x-failed-at"),
+			deliveries: Number(header("x-deliveries")) || 0,
+			payload: this.serializer.deserialize(Buffer.from(msg.data)),
+		};
+	}
+
+	/**
+	 * Publish a dead letter to its channel again and delete it. Every consumer
+	 * group of the channel receives it; those that handled it before skip it by event id.
+	 */
+	async redrive(seq: number): Promise<DeadLetter> {
+		const letter = await this.readDeadLetter(seq);
+		await this.publish(letter.channel, letter.payload, {});
+		await this.manager.streams.deleteMessage(this.deadLetterStream(), seq);
+		return letter;
+	}
+
+	deadLetterStream(): string {
+		return streamName(this.addPrefixTopic(DEAD_LETTER_QUEUE));
+	}
+}
+
+/** Whether events are durable (JetStream, with a NATS transporter) or in-memory. */
+export const durableEvents = (transporter = config.transporter) => !!transporter && transporter.startsWith("nats://");
+
+/**
+ * The channels middleware for moleculer.config.ts, with a stream for each of `channelNames` in NATS mode
+ * (a NATS URL other than TRANSPORTER is for tools and tests).
+ */
+export function channelsMiddleware(channelNames: readonly string[], transporter = config.transporter) {
+	const adapter = durableEvents(transporter)
+		? new JetStreamAdapter({
+			nats: {
+				url: transporter,
+				connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1_000, waitOnFirstConnect: true },
+				streamConfig: { max_age: EVENT_RETENTION_DAYS * 24 * 3600 * 1000 * NANOS_PER_MS },
+				// "all": a consumer group that subscribes for the first time also gets what was published before.
+				consumerOptions: { config: { deliver_policy: "all" } },
+			},
+		}, channelNames)
+		: "Fake";
+	return ChannelsMiddleware({ adapter } as Parameters<typeof ChannelsMiddleware>[0]);
+}

@@ -1,0 +1,163 @@
+/**
+ * The one place where moleshop reads its environment.
+ *
+ * Every other module imports `config` (or calls `loadConfig` with a custom
+ * environment in tests); nothing else touches `process.env`.
+ */
+import path from "node:path";
+
+/** One entry of DISCOUNT_CODES, as the pricing service applies it (services/pricing/quote.ts). */
+export interface DiscountCodeSetting {
+	code: string;
+	kind: "percent" | "fixed";
+	value: number;
+	validFrom?: string;
+	validUntil?: string;
+	minSubtotal?: number;
+}
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+
+export interface Config {
+	/** `NODE_ENV`: "production", "development" or "test". */
+	env: string;
+	isProduction: boolean;
+	isTest: boolean;
+	/** HTTP port of the API gateway. 0 picks a free port. */
+	port: number;
+	/** Folder of the embedded NeDB files (used when `mongoUri` is not set). */
+	dataDir: string;
+	/** With a MongoDB URI every stateful service stores its collection in MongoDB. */
+	mongoUri: string | undefined;
+	/** Secret that signs the JWTs. Required in production. */
+	jwtSecret: string | undefined;
+	jwtExpiresIn: string;
+	adminEmail: string | undefined;
+	adminPassword: string | undefined;
+	logLevel: LogLevel;
+	/** Largest accepted JSON body (body-parser syntax: "64kb", "1mb"). */
+	bodyLimit: string;
+	/** Stock at or below which a product counts as low. */
+	lowStockThreshold: number;
+	/**
+	 * Moleculer transporter: a NATS URL (`nats://host:4222`), or "TCP" for
+	 * Moleculer's built-in transporter (the default: no infrastructure needed);
+	 * null keeps the broker alone (tests).
+	 */
+	transporter: string | null;
+	/** Clusters sharing one transporter stay apart by namespace. */
+	namespace: string;
+	/** Port of a node's own health endpoint (containers without the gateway use it). */
+	healthPort: number | undefined;
+	/** Country a quote is for when none is given. */
+	defaultCountry: string;
+	pricing: {
+		/** Subtotal after discount, in cents, from which shipping is free. */
+		freeShippingFrom: number;
+		/** DISCOUNT_CODES; without it the pricing service uses its demo codes. */
+		discountCodes: DiscountCodeSetting[] | undefined;
+	};
+	events: {
+		/** Deliveries of an event to a failing consumer before it is dead-lettered (NATS mode). */
+		maxRetries: number;
+	};
+	payments: {
+		/** Extra latency of every call to the simulated payment provider, in ms (for demos and fault tests). */
+		providerLatencyMs: number;
+		/** Share of charges (0 to 1) the simulated provider fails with a processing error. */
+		providerFailureRate: number;
+		/** How long payments waits for the provider before asking it what became of the charge. */
+		providerTimeoutMs: number;
+	};
+	orders: {
+		/** An order in an intermediate state (pending, reserved, charging, cancelling) this long is driven to a final state. */
+		recoverAfterMs: number;
+	};
+	notifications: {
+		/** SMTP server for email (smtp://user:pass@host:port); without it emails are only logged. */
+		smtpUrl: string | undefined;
+		mailFrom: string;
+	};
+}
+
+const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace"];
+
+function integer(value: string | undefined, fallback: number, name: string): number {
+	if (value == null || value === "") return fallback;
+	const n = Number(value);
+	if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${value}"`);
+	return n;
+}
+
+function fraction(value: string | undefined, name: string): number {
+	if (value == null || value === "") return 0;
+	const n = Number(value);
+	if (!(n >= 0 && n <= 1)) throw new Error(`${name} must be a number from 0 to 1, got "${value}"`);
+	return n;
+}
+
+function optional(value: string | undefined): string | undefined {
+	return value == null || value.trim() === "" ? undefined : value;
+}
+
+/** DISCOUNT_CODES: a JSON array of discount codes (see services/pricing/quote.ts). */
+function discountCodes(value: string | undefined): DiscountCodeSetting[] | undefined {
+	if (!optional(value)) return undefined;
+	let codes: unknown;
+	try {
+		codes = JSON.parse(value!);
+	} catch {
+		throw new Error("DISCOUNT_CODES must be a JSON array of discount codes");
+	}
+	const valid = (c: any) =>
+		c && typeof c.code === "string" && /^[A-Z0-9_-]{2,32}$/.test(c.code) && ["percent", "fixed"].includes(c.kind) &&
+		Number.isInteger(c.value) && c.value > 0 && (c.kind === "fixed" || c.value <= 100) &&
+		[c.validFrom, c.validUntil].every(d => d === undefined || !Number.isNaN(Date.parse(d))) &&
+		(c.minSubtotal === undefined || (Number.isInteger(c.minSubtotal) && c.minSubtotal >= 0));
+	if (!Array.isArray(codes) || !codes.every(valid)) {
+		throw new Error('DISCOUNT_CODES must be a JSON array like [{"code":"SPRING15","kind":"percent","value":15,"validUntil":"2027-04-01"}]');
+	}
+	return codes as DiscountCodeSetting[];
+}
+
+/** Build the configuration from an environment (defaults to `process.env`). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+	const nodeEnv = env.NODE_ENV || "development";
+	const logLevel = (env.LOG_LEVEL || "info").toLowerCase() as LogLevel;
+	if (!LOG_LEVELS.includes(logLevel)) {
+		throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${env.LOG_LEVEL}"`);
+	}
+	return {
+		env: nodeEnv,
+		isProduction: nodeEnv === "production",
+		isTest: nodeEnv === "test",
+		port: integer(env.PORT, 3000, "PORT"),
+		dataDir: path.resolve(env.DATA_DIR || "./data"),
+		mongoUri: optional(env.MONGO_URI),
+		jwtSecret: optional(env.JWT_SECRET),
+		jwtExpiresIn: env.JWT_EXPIRES_IN || "12h",
+		adminEmail: optional(env.ADMIN_EMAIL)?.toLowerCase(),
+		adminPassword: optional(env.ADMIN_PASSWORD),
+		logLevel,
+		bodyLimit: env.BODY_LIMIT || "64kb",
+		lowStockThreshold: integer(env.LOW_STOCK_THRESHOLD, 5, "LOW_STOCK_THRESHOLD"),
+		transporter: optional(env.TRANSPORTER) ?? (nodeEnv === "test" ? null : "TCP"),
+		namespace: env.NAMESPACE || "moleshop",
+		healthPort: optional(env.HEALTH_PORT) ? integer(env.HEALTH_PORT, 0, "HEALTH_PORT") : undefined,
+		defaultCountry: (env.DEFAULT_COUNTRY || "US").toUpperCase(),
+		pricing: {
+			freeShippingFrom: integer(env.FREE_SHIPPING_FROM, 10_000, "FREE_SHIPPING_FROM"),
+			discountCodes: discountCodes(env.DISCOUNT_CODES),
+		},
+		events: { maxRetries: Math.max(1, integer(env.EVENT_MAX_RETRIES, 5, "EVENT_MAX_RETRIES")) },
+		payments: {
+			providerLatencyMs: integer(env.PAYMENT_LATENCY_MS, 0, "PAYMENT_LATENCY_MS"),
+			providerFailureRate: fraction(env.PAYMENT_FAILURE_RATE, "PAYMENT_FAILURE_RATE"),
+			providerTimeoutMs: Math.max(100, integer(env.PAYMENT_TIMEOUT_MS, 2_000, "PAYMENT_TIMEOUT_MS")),
+		},
+		orders: { recoverAfterMs: Math.max(1_000, integer(env.ORDER_RECOVERY_AFTER_MS, 30_000, "ORDER_RECOVERY_AFTER_MS")) },
+		notifications: { smtpUrl: optional(env.SMTP_URL), mailFrom: env.MAIL_FROM || "moleshop <shop@moleshop.local>" },
+	};
+}
+
+export const config: Config = loadConfig();

@@ -1,0 +1,279 @@
+/**
+ * Gives a service one collection of its own.
+ *
+ * - With `MONGO_URI`: moleculer-db-adapter-mongoose and a mongoose model
+ *   named after the collection.
+ * - Without it: moleculer-db's NeDB adapter, persisted under `DATA_DIR`
+ *   (in memory when `NODE_ENV=test`).
+ *
+ * Both paths share one contract (platform/store-adapters.ts): ids are strings at the
+ * API edge, unique indexes are enforced by the store, conditional updates go
+ * through `adapter.updateMany(filter, update)`, which is atomic per document and
+ * answers how many documents it applied to, and `toEntity` takes any stored form
+ * of a document. On MongoDB every filter and update may name only fields the
+ * schema declares: anything else is an error, never silently dropped.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Context, ServiceSchema } from "moleculer";
+import DbService from "moleculer-db";
+import type { DbAdapter, MoleculerDbMethods } from "moleculer-db";
+import mongoose from "mongoose";
+import { config } from "./config";
+import { EmbeddedStoreAdapter, MongoStoreAdapter } from "./store-adapters";
+
+export interface IndexSpec {
+	field: string;
+	unique?: boolean;
+	/** Documents without the field are not indexed (so they never collide). */
+	sparse?: boolean;
+}
+
+export interface DbMixinOptions {
+	/** Collection (and NeDB file) name. */
+	collection: string;
+	/** Mongoose schema definition of the stored document (used with MongoDB): every field a filter or an update names. */
+	schema: mongoose.SchemaDefinition;
+	indexes?: IndexSpec[];
+}
+
+/** Methods a service gets from moleculer-db and this mixin. */
+export interface DbMethods extends MoleculerDbMethods {
+	adapter: DbAdapter & {
+		model?: mongoose.Model<any>;
+		db?: any;
+		/** How many documents matched `query`, and so took `update`: always a number. */
+		updateMany(query: object, update: object): Promise<number>;
+		removeMany(query: object): Promise<number>;
+	};
+	/** Whether `id` can be an id of this store (a malformed id is simply not found). */
+	isValidId(id: string): boolean;
+	/** Whether `err` is a unique-index violation of the store. */
+	isDuplicateKeyError(err: unknown): boolean;
+	/** Raw document by id, or null (also for malformed ids). */
+	findEntity(id: string): Promise<any | null>;
+	/**
+	 * Convert a stored document into the API shape (string `id`, filtered fields): what a read
+	 * answered, its `plain()` copy or an object built from one, on either store; `doc` is left as it is.
+	 */
+	toEntity<T = any>(ctx: Context | null, doc: object): Promise<T>;
+	/** A stored document as a plain object (mongoose answers documents whose fields a spread does not copy). */
+	plain<T = any>(doc: T): T;
+	/** The next number of the named counter (1, 2, ...): unique and increasing, also across nodes on MongoDB. */
+	nextSequence(name: string): Promise<number>;
+	seedDB?(): Promise<void>;
+}
+
+function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.Model<any> } {
+	if (config.mongoUri) {
+		// Strict both ways: an undeclared field in a document, an update or a filter throws instead of being dropped.
+		const schema = new mongoose.Schema(opts.schema, { versionKey: false, strict: "throw", strictQuery: "throw" });
+		for (const index of opts.indexes ?? []) {
+			schema.index({ [index.field]: 1 }, { unique: !!index.unique, sparse: !!index.sparse });
+		}
+		const model = mongoose.models[opts.collection] ?? mongoose.model(opts.collection, schema, opts.collection);
+		return { adapter: new MongoStoreAdapter(config.mongoUri), model };
+	}
+	if (config.isTest) return { adapter: new EmbeddedStoreAdapter() };
+	fs.mkdirSync(config.dataDir, { recursive: true });
+	return { adapter: new EmbeddedStoreAdapter({ filename: path.join(config.dataDir, `${opts.collection}.db`) } as any) };
+}
+
+/**
+ * moleculer-db without its generic CRUD actions: each service declares its own
+ * actions (with access rules and strict params), and inherited ones would both
+ * bypass them and merge their params into same-named actions.
+ */
+const { actions: _genericActions, ...DbServiceCore } = DbService as unknown as ServiceSchema<any>;
+
+/** How long a stateful node on the embedded store listens for another instance of its service. */
+const PEER_WAIT_MS = 2_000;
+
+function refuse(service: string, nodeID: string): Error {
+	return new Error(
+		`Refusing to start '${service}': node '${nodeID}' already runs it. On the embedded store (NeDB files) ` +
+		"a second instance would split its data; scaling stateful services needs MONGO_URI (MongoDB shared by all instances).",
+	);
+}
+
+function processAlive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (err: any) {
+		return err.code === "EPERM";
+	}
+}
+
+/**
+ * Take `<DATA_DIR>/<collection>.lock` for this process: created exclusively, so of
+ * two nodes starting at once exactly one gets it. A lock left by a dead process is taken over.
+ */
+function lockCollection(service: string, collection: string, nodeID: string): string {
+	const file = path.join(config.dataDir, `${collection}.lock`);
+	for (;;) {
+		try {
+			fs.writeFileSync(file, JSON.stringify({ nodeID, pid: process.pid }), { flag: "wx" });
+			return file;
+		} catch (err: any) {
+			if (err.code !== "EEXIST") throw err;
+		}
+		let holder: { nodeID: string; pid: number };
+		try {
+			holder = JSON.parse(fs.readFileSync(file, "utf8"));
+		} catch {
+			holder = { nodeID: "unknown", pid: 0 }; // half-written by a node starting this instant
+			if (Date.now() - fs.statSync(file).mtimeMs < 5_000) throw refuse(service, "starting just now");
+		}
+		if (holder.pid && processAlive(holder.pid)) throw refuse(service, holder.nodeID);
+		fs.rmSync(file, { force: true });
+	}
+}
+
+/**
+ * On the embedded store each node has its own files, so a second instance of a
+ * stateful service would silently split its data (or two would write one file).
+ * Such a node refuses to start, before it opens any store file: it must get the
+ * collection's lock file in DATA_DIR, and no other node of the cluster may
+ * already serve the service. With MongoDB, instances share the data.
+ */
+const soleInstanceOnEmbeddedStore = (collection: string): Partial<ServiceSchema<any>> => ({
+	async started(this: any) {
+		if (config.mongoUri) return;
+		if (!config.isTest) {
+			fs.mkdirSync(config.dataDir, { recursive: true });
+			this.lockFile = lockCollection(this.name, collection, this.broker.nodeID);
+		}
+		try {
+			await this.refuseIfServedElsewhere();
+		} catch (err) {
+			if (this.lockFile) fs.rmSync(this.lockFile, { force: true });
+			throw err;
+		}
+	},
+
+	methods: {
+		/** Watch the registry for PEER_WAIT_MS: another node serving this service means refusing. */
+		async refuseIfServedElsewhere(this: any) {
+			if (!this.broker.transit) return;
+			const deadline = Date.now() + PEER_WAIT_MS;
+			for (;;) {
+				const other = (this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[])
+					.find(service => service.name === this.name && service.nodeID !== this.broker.nodeID);
+				if (other) throw refuse(this.name, other.nodeID);
+				if (Date.now() > deadline) return;
+				await new Promise(resolve => setTimeout(resolve, 100));
+			}
+		},
+	},
+
+	stopped(this: any) {
+		if (this.lockFile) fs.rmSync(this.lockFile, { force: true });
+	},
+});
+
+/** The string form of an ObjectId, exactly as the store answers it (lowercase). */
+const OBJECT_ID = /^[0-9a-f]{24}$/;
+
+/** Services on this process that use the one shared mongoose connection. */
+let mongoServices = 0;
+
+/** Build the db mixin for one collection. */
+export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
+	const { adapter, model } = createAdapter(opts);
+	const mongo = !!config.mongoUri;
+
+	const schema: Partial<ServiceSchema<any>> = {
+		// Of several mixins, the last one's `started` runs first: the check comes before the store opens.
+		mixins: [DbServiceCore, soleInstanceOnEmbeddedStore(opts.collection)],
+		adapter,
+		settings: { idField: "id" },
+		methods: {
+			isValidId(id: string): boolean {
+				return typeof id === "string" && (mongo ? OBJECT_ID.test(id) : id.length > 0);
+			},
+
+			isDuplicateKeyError(err: any): boolean {
+				return err?.code === 11000 || err?.errorType === "uniqueViolated";
+			},
+
+			async findEntity(this: any, id: string) {
+				if (!this.isValidId(id)) return null;
+				return (await this.adapter.findById(this.decodeID(id))) ?? null;
+			},
+
+			/** Ids leave as strings (moleculer-db hands out MongoDB's ObjectIds as they are). */
+			encodeID(id: any) {
+				return id != null && typeof id.toHexString === "function" ? id.toHexString() : id;
+			},
+
+			plain(doc: any) {
+				return doc && typeof doc.toObject === "function" ? doc.toObject() : doc;
+			},
+
+			toEntity(this: any, ctx: Context | null, doc: object) {
+				return this.transformDocuments(ctx, {}, doc);
+			},
+
+			/**
+			 * A counter document (`_id: "sequence:<name>"`) in this service's own
+			 * collection, incremented atomically. Queries of the service's entities
+			 * never match it (it has none of their fields).
+			 */
+			async nextSequence(this: any, name: string): Promise<number> {
+				const _id = `sequence:${name}`;
+				if (!mongo) {
+					const { affectedDocuments } = await this.adapter.db.updateAsync({ _id }, { $inc: { seq: 1 } }, { upsert: true, returnUpdatedDocs: true });
+					return affectedDocuments.seq;
+				}
+				const increment = () => this.adapter.model.collection.findOneAndUpdate({ _id }, { $inc: { seq: 1 } }, { upsert: true, returnDocument: "after" });
+				// Two first increments at once: one upsert wins, the other retries as an update.
+				const doc = await increment().catch((err: unknown) => (this.isDuplicateKeyError(err) ? increment() : Promise.reject(err)));
+				return doc.seq;
+			},
+
+			/**
+			 * All services of a process share one mongoose connection: the last one
+			 * to stop closes it, so none is cut off while others finish their work.
+			 */
+			async disconnect(this: any) {
+				if (!mongo) return this.adapter.disconnect();
+				if (!this.usesMongo) return;
+				this.usesMongo = false;
+				if (--mongoServices === 0) await mongoose.connection.close();
+			},
+		},
+
+		events: {
+			/**
+			 * moleculer-db broadcasts `cache.clean.<service>` when entities change:
+			 * every replica of the service drops its cached reads, not just the writer.
+			 */
+			"cache.clean.*"(this: any, ctx: Context) {
+				if (this.broker.cacher && ctx.eventName === `cache.clean.${this.fullName}`) {
+					return this.broker.cacher.clean(`${this.fullName}.**`);
+				}
+			},
+		},
+
+		async afterConnected(this: any) {
+			this.storeConnected = true;
+			if (mongo) {
+				if (!this.usesMongo) {
+					this.usesMongo = true;
+					mongoServices++;
+				}
+				await this.adapter.model.init();
+			} else {
+				for (const index of opts.indexes ?? []) {
+					await this.adapter.db.ensureIndexAsync({ fieldName: index.field, unique: !!index.unique, sparse: !!index.sparse });
+				}
+			}
+			if (typeof this.seedDB === "function" && (await this.adapter.count()) === 0) {
+				await this.seedDB();
+			}
+		},
+	};
+	if (model) schema.model = model;
+	return schema;
+}

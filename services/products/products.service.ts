@@ -1,0 +1,245 @@
+/**
+ * products: the catalog and its inventory.
+ *
+ * Prices are integer minor units (cents). Admins set a product's stock; orders
+ * move it only through the inventory actions (services/products/inventory.ts:
+ * reserve, release, commit, restock), which can never take it below zero.
+ */
+import type { ServiceSchema } from "moleculer";
+import mongoose from "mongoose";
+import { DbMixin } from "../../platform/db.mixin";
+import { InventoryMixin, type InventoryMethods } from "./inventory";
+import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin } from "../../platform/outbox.mixin";
+import { domainEvent } from "../../contracts/events";
+import { config } from "../../platform/config";
+import { conflict, notFound } from "../../platform/errors";
+import type { ShopContext } from "../../contracts/context";
+import { idParam, pageParams } from "../../platform/params";
+import { DEMO_CATALOG } from "./demo-catalog";
+
+const MAX_PRICE = 100_000_000; // one million in major units
+const MAX_STOCK = 1_000_000;
+const SORTS = ["name", "-name", "price", "-price", "createdAt", "-createdAt"];
+
+export interface Product {
+	id: string;
+	sku: string;
+	name: string;
+	description: string;
+	price: number;
+	currency: string;
+	category: string;
+	stock: number;
+	createdAt: Date;
+	updatedAt: Date;
+}
+
+interface ProductsMethods extends InventoryMethods {
+	saveProduct(ctx: ShopContext, save: () => Promise<object>, type: "created" | "updated"): Promise<Product>;
+}
+
+const fieldRules = {
+	sku: { type: "string", trim: true, uppercase: true, pattern: /^[A-Z0-9][A-Z0-9-]{1,31}$/ },
+	name: { type: "string", trim: true, min: 1, max: 200 },
+	description: { type: "string", trim: true, max: 2000 },
+	price: { type: "number", integer: true, min: 0, max: MAX_PRICE },
+	currency: { type: "string", pattern: /^[A-Z]{3}$/ },
+	category: { type: "string", trim: true, lowercase: true, min: 1, max: 50 },
+	stock: { type: "number", integer: true, min: 0, max: MAX_STOCK },
+} as const;
+
+/** The same rules, each optional: for partial updates. */
+const optionalRules = Object.fromEntries(
+	Object.entries(fieldRules).map(([key, rule]) => [key, { ...rule, optional: true }]),
+);
+
+function escapeRegExp(text: string): string {
+	return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+const ProductsService: ServiceSchema<any, ProductsMethods> = {
+	name: "products",
+
+	mixins: [
+		DbMixin({
+			collection: "products",
+			schema: {
+				sku: String,
+				name: String,
+				description: String,
+				price: Number,
+				currency: String,
+				category: String,
+				stock: Number,
+				reservations: { type: mongoose.Schema.Types.Mixed },
+				restocked: { type: mongoose.Schema.Types.Mixed },
+				...OUTBOX_FIELD,
+				createdAt: Date,
+				updatedAt: Date,
+			},
+			indexes: [{ field: "sku", unique: true }, { field: "category" }, OUTBOX_INDEX],
+		}),
+		OutboxMixin,
+		InventoryMixin,
+	],
+
+	settings: {
+		fields: ["id", "sku", "name", "description", "price", "currency", "category", "stock", "createdAt", "updatedAt"],
+	},
+
+	actions: {
+		/** Browse the catalog: text search, category, price range, sorting and pages. */
+		list: {
+			auth: "public",
+			cache: { keys: ["q", "category", "minPrice", "maxPrice", "sort", "page", "pageSize"], ttl: 30 },
+			params: {
+				$$strict: true,
+				q: { type: "string", trim: true, max: 100, optional: true },
+				category: { type: "string", trim: true, lowercase: true, max: 50, optional: true },
+				minPrice: { type: "number", integer: true, min: 0, max: MAX_PRICE, convert: true, optional: true },
+				maxPrice: { type: "number", integer: true, min: 0, max: MAX_PRICE, convert: true, optional: true },
+				sort: { type: "enum", values: SORTS, optional: true, default: "name" },
+				...pageParams,
+			},
+			handler(ctx: ShopContext<{ q?: string; category?: string; minPrice?: number; maxPrice?: number; sort: string; page: number; pageSize: number }>) {
+				const { q, category, minPrice, maxPrice, sort, page, pageSize } = ctx.params;
+				const query: Record<string, unknown> = {};
+				if (q) {
+					const pattern = new RegExp(escapeRegExp(q), "i");
+					query.$or = [{ name: { $regex: pattern } }, { description: { $regex: pattern } }, { sku: { $regex: pattern } }];
+				}
+				if (category) query.category = category;
+				if (minPrice != null || maxPrice != null) {
+					query.price = { ...(minPrice != null && { $gte: minPrice }), ...(maxPrice != null && { $lte: maxPrice }) };
+				}
+				return this._list(ctx, { query, sort: [sort], page, pageSize, limit: pageSize, offset: (page - 1) * pageSize });
+			},
+		},
+
+		/** One product (404 when missing). */
+		get: {
+			auth: "public",
+			cache: { keys: ["id"], ttl: 30 },
+			params: { $$strict: true, id: idParam },
+			async handler(ctx: ShopContext<{ id: string }>) {
+				const doc = await this.findEntity(ctx.params.id);
+				if (!doc) throw notFound("Product", ctx.params.id);
+				return this.toEntity(ctx, doc);
+			},
+		},
+
+		/**
+		 * A customer looks at a product (GET /products/:id): the product, and a
+		 * `product.viewed` event for analytics. Views are not state changes, so the
+		 * event is published directly, best effort (a lost view costs nothing).
+		 */
+		view: {
+			auth: "public",
+			params: { $$strict: true, id: idParam },
+			async handler(ctx: ShopContext<{ id: string }>) {
+				const product = await ctx.call<Product, { id: string }>("products.get", { id: ctx.params.id });
+				const viewed = domainEvent("product.viewed", { productId: product.id, userId: ctx.meta.user?.id ?? null });
+				this.broker.sendToChannel(viewed.type, viewed, { msgID: viewed.id })
+					.catch((err: Error) => this.logger.debug(`A product view was not recorded: ${err.message}`));
+				return product;
+			},
+		},
+
+		/** Several products by id, for pricing. Missing ids are simply absent from the answer. */
+		getMany: {
+			visibility: "public",
+			params: { $$strict: true, ids: { type: "array", max: 100, items: idParam } },
+			async handler(ctx: ShopContext<{ ids: string[] }>): Promise<Product[]> {
+				const ids = [...new Set(ctx.params.ids)].filter(id => this.isValidId(id));
+				if (ids.length === 0) return [];
+				const docs = await this.adapter.findByIds(ids.map(id => this.decodeID(id)));
+				return this.transformDocuments(ctx, {}, docs);
+			},
+		},
+
+		/** Products whose stock is at or below `threshold` (LOW_STOCK_THRESHOLD by default), lowest first. */
+		lowStock: {
+			visibility: "public",
+			params: { $$strict: true, threshold: { type: "number", integer: true, min: 0, max: MAX_STOCK, convert: true, optional: true } },
+			async handler(ctx: ShopContext<{ threshold?: number }>) {
+				const threshold = ctx.params.threshold ?? config.lowStockThreshold;
+				const docs = await this.adapter.find({ query: { stock: { $lte: threshold } }, sort: ["stock"], limit: 100 } as object);
+				return this.transformDocuments(ctx, {}, docs);
+			},
+		},
+
+		/** Add a product (admins). */
+		create: {
+			auth: "admin",
+			retryPolicy: { enabled: false },
+			params: {
+				$$strict: true,
+				...fieldRules,
+				description: { ...fieldRules.description, optional: true, default: "" },
+				currency: { ...fieldRules.currency, optional: true, default: "USD" },
+				stock: { ...fieldRules.stock, optional: true, default: 0 },
+			},
+			async handler(ctx: ShopContext<Omit<Product, "id" | "createdAt" | "updatedAt">>) {
+				const now = new Date();
+				const product = await this.saveProduct(ctx, () => this.adapter.insert({ ...ctx.params, createdAt: now, updatedAt: now }), "created");
+				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = `/api/v1/products/${product.id}`;
+				return product;
+			},
+		},
+
+		/** Change some fields of a product (admins). `stock` sets the quantity on hand. */
+		update: {
+			auth: "admin",
+			params: { $$strict: true, id: idParam, ...optionalRules },
+			async handler(ctx: ShopContext<Partial<Product> & { id: string }>) {
+				const { id, ...changes } = ctx.params;
+				if (!(await this.findEntity(id))) throw notFound("Product", id);
+				return this.saveProduct(ctx, () => this.adapter.updateById(this.decodeID(id), { $set: { ...changes, updatedAt: new Date() } }), "updated");
+			},
+		},
+
+		/** Delete a product (admins). Orders keep their own copy of the lines. */
+		remove: {
+			auth: "admin",
+			retryPolicy: { enabled: false },
+			params: { $$strict: true, id: idParam },
+			async handler(ctx: ShopContext<{ id: string }>) {
+				const doc = await this.findEntity(ctx.params.id);
+				if (!doc) throw notFound("Product", ctx.params.id);
+				await this.adapter.removeById(this.decodeID(ctx.params.id));
+				await this.entityChanged("removed", doc, ctx);
+				ctx.meta.$statusCode = 204;
+				return null;
+			},
+		},
+	},
+
+	methods: {
+		async saveProduct(ctx: ShopContext, save: () => Promise<object>, type: "created" | "updated") {
+			let doc;
+			try {
+				doc = await save();
+			} catch (err) {
+				if (this.isDuplicateKeyError(err)) throw conflict("A product with this SKU already exists", "SKU_TAKEN");
+				throw err;
+			}
+			await this.entityChanged(type, doc, ctx);
+			return this.toEntity(ctx, doc);
+		},
+
+		/** Fill an empty catalog with the demo products. */
+		async seedDB() {
+			const now = new Date();
+			try {
+				await this.adapter.insertMany(DEMO_CATALOG.map(p => ({ ...p, createdAt: now, updatedAt: now })));
+				this.logger.info(`Seeded the catalog with ${DEMO_CATALOG.length} demo products.`);
+			} catch (err) {
+				if (!this.isDuplicateKeyError(err)) throw err;
+				this.logger.info("The catalog was seeded by another node.");
+			}
+		},
+	},
+};
+
+export default ProductsService;
