@@ -15,11 +15,12 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Context, ServiceSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import DbService from "moleculer-db";
 import type { DbAdapter, MoleculerDbMethods } from "moleculer-db";
 import mongoose from "mongoose";
 import { config } from "./config";
+import { OUTBOX_STORAGE, OutboxMixin } from "./outbox.mixin";
 import { EmbeddedStoreAdapter, MongoStoreAdapter } from "./store-adapters";
 
 export interface IndexSpec {
@@ -35,6 +36,11 @@ export interface DbMixinOptions {
 	/** Mongoose schema definition of the stored document (used with MongoDB): every field a filter or an update names. */
 	schema: mongoose.SchemaDefinition;
 	indexes?: IndexSpec[];
+	/**
+	 * The service emits domain events: its documents get an outbox (field, index, relay) and the service
+	 * `updateWithEvents` / `insertWithEvents` (platform/outbox.mixin.ts).
+	 */
+	emitsEvents?: boolean;
 }
 
 /** Methods a service gets from moleculer-db and this mixin. */
@@ -62,7 +68,12 @@ export interface DbMethods extends MoleculerDbMethods {
 	/** The next number of the named counter (1, 2, ...): unique and increasing, also across nodes on MongoDB. */
 	nextSequence(name: string): Promise<number>;
 	seedDB?(): Promise<void>;
+	/** Set once the store is open (the relay and the recovery sweep wait for it). */
+	storeConnected?: boolean;
 }
+
+/** A service with the db mixin, as the platform's mixins see it. */
+export type DbThis = Service & DbMethods;
 
 function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.Model<any> } {
 	if (config.mongoUri) {
@@ -179,7 +190,10 @@ const OBJECT_ID = /^[0-9a-f]{24}$/;
 let mongoServices = 0;
 
 /** Build the db mixin for one collection. */
-export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
+export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
+	const opts = options.emitsEvents
+		? { ...options, schema: { ...options.schema, ...OUTBOX_STORAGE.field }, indexes: [...(options.indexes ?? []), OUTBOX_STORAGE.index] }
+		: options;
 	const { adapter, model } = createAdapter(opts);
 	const mongo = !!config.mongoUri;
 
@@ -275,5 +289,6 @@ export function DbMixin(opts: DbMixinOptions): Partial<ServiceSchema<any>> {
 		},
 	};
 	if (model) schema.model = model;
-	return schema;
+	// The outbox comes after the store, as a mixin of the service: its relay stops before the store closes.
+	return opts.emitsEvents ? { mixins: [schema, OutboxMixin as Partial<ServiceSchema<any>>] } : schema;
 }

@@ -1,61 +1,104 @@
 /**
- * A transactional outbox for a service with the db mixin.
+ * A transactional outbox, for a service whose db mixin says it emits events
+ * (`DbMixin({ ..., emitsEvents: true })`): the db mixin then adds the outbox's
+ * field and index to the collection and this mixin to the service.
  *
- * A state change and the events it implies are written in one atomic update
- * of one document: the change itself plus `$push: { outbox: event }` (see
- * `outboxPush`). A relay then publishes every outbox event to its channel and
- * removes it from the document once the channel accepted it. The relay runs
- * right after each write (`relayOutbox`) and every RELAY_INTERVAL_MS (also the
- * first time, once the store is open after a start), so an
- * event whose publish was cut short — the node died, NATS was down — is
- * published when the node or NATS is back. Delivery is at least once: JetStream
- * drops a republish of the same event id within its duplicate window, and
- * consumers deduplicate by event id.
+ * A state change and the events it implies are written in one atomic write of
+ * one document (`updateWithEvents`, `insertWithEvents`): the events go into the
+ * document's own outbox. A relay then publishes every outbox event to its
+ * channel and removes it from the document once the channel accepted it. The
+ * relay runs right after each such write and every RELAY_INTERVAL_MS (also the
+ * first time, once the store is open after a start), so an event whose publish
+ * was cut short — the node died, NATS was down — is published when the node or
+ * NATS is back. Delivery is at least once: JetStream drops a republish of the
+ * same event id within its duplicate window, and consumers deduplicate by event id.
  */
 import type { ServiceSchema } from "moleculer";
-import type { DomainEvent } from "../contracts/events";
+import type { DbThis, IndexSpec } from "./db.mixin";
 
 const RELAY_INTERVAL_MS = 2_000;
 const RELAY_BATCH = 100;
 const STOP_WAIT_MS = 5_000;
 
+/** An event as the outbox keeps and publishes it (the envelope of every domain event). */
+export interface OutboxEvent {
+	id: string;
+	type: string;
+	version: number;
+	occurredAt: string;
+	data: unknown;
+}
+
+/** A store update: MongoDB's update operators, as both stores take them. */
+export type StoreUpdate = { $set?: object; $unset?: object; $inc?: object; $push?: object; $pull?: object };
+
+/** Methods a service gets from the outbox. */
 export interface OutboxMethods {
 	/**
-	 * Publish the pending outbox events of the documents matching `scope` (the
-	 * document just written, so a write costs one indexed lookup), or of the whole
-	 * collection without one (the periodic pass). Never throws.
+	 * Apply `update` to the documents matching `filter` together with `events`, in the same atomic write
+	 * of each document, and publish the events once written. Answers how many documents took the update
+	 * (with a filter on one document: 1, or 0 when its condition no longer held and nothing was written).
 	 */
-	relayOutbox(scope?: object): Promise<void>;
+	updateWithEvents(filter: object, update: StoreUpdate, events: readonly OutboxEvent[]): Promise<number>;
+	/** Insert `doc` with `events` in its outbox and publish them once written. Answers the stored document. */
+	insertWithEvents<T extends object>(doc: T, events: readonly OutboxEvent[]): Promise<T>;
+	/**
+	 * Publish what is pending in the outbox: the given events' (the write just made), or everything without
+	 * them (the periodic pass). Never throws: what cannot be published now waits for the next pass.
+	 */
+	relayOutbox(eventIds?: readonly string[]): Promise<void>;
 }
 
-/** The update part that records `events` in a document's outbox, to merge into the state change's update. */
-export function outboxPush(...events: DomainEvent[]) {
-	return { $push: { outbox: events.length === 1 ? events[0] : { $each: events } } };
+/** The outbox's own storage: its field in every document (a mongoose schema part) and its index. */
+export const OUTBOX_STORAGE: { field: object; index: IndexSpec } = {
+	field: { outbox: { type: [{ _id: false, id: String, type: { type: String }, version: Number, occurredAt: String, data: {} }], default: undefined } },
+	index: { field: "outbox.id", sparse: true },
+};
+
+/** What the relay keeps between runs, on the service instance. */
+interface RelayState {
+	outboxStopped: boolean;
+	relayTimer?: NodeJS.Timeout;
+	relaying: Promise<void> | null;
+	relayFailing: boolean;
+	/** Asked while a relay ran: every pending event, and/or the events of these writes. */
+	relayPending: { all: boolean; eventIds: string[] };
 }
 
-/** The store fields of the outbox, for the db mixin's schema and indexes. */
-export const OUTBOX_FIELD = { outbox: { type: [{ _id: false, id: String, type: { type: String }, version: Number, occurredAt: String, data: {} }], default: undefined } };
-export const OUTBOX_INDEX = { field: "outbox.id", sparse: true };
+type OutboxThis = DbThis & OutboxMethods & RelayState & { publishOutbox(query: object): Promise<void> };
 
-export const OutboxMixin: Partial<ServiceSchema<any>> = {
+export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayState, OutboxThis>> = {
 	methods: {
-		relayOutbox(this: any, scope?: object): Promise<void> {
-			if (this.outboxStopped || !this.storeConnected) return Promise.resolve(); // the db mixin sets storeConnected
+		async updateWithEvents(filter: object, update: StoreUpdate, events: readonly OutboxEvent[]) {
+			if (events.length === 0) return this.adapter.updateMany(filter, update);
+			const outbox = events.length === 1 ? events[0] : { $each: events };
+			const count = await this.adapter.updateMany(filter, { ...update, $push: { ...update.$push, outbox } });
+			if (count > 0) void this.relayOutbox(events.map(event => event.id));
+			return count;
+		},
+
+		async insertWithEvents<T extends object>(doc: T, events: readonly OutboxEvent[]): Promise<T> {
+			const saved = (await this.adapter.insert(events.length ? { ...doc, outbox: events } : doc)) as T;
+			if (events.length) void this.relayOutbox(events.map(event => event.id));
+			return saved;
+		},
+
+		relayOutbox(eventIds?: readonly string[]): Promise<void> {
+			if (this.outboxStopped || !this.storeConnected) return Promise.resolve();
 			// Relays of one service run one at a time; what is asked meanwhile is done right after.
-			this.relayPending ??= { all: false, scopes: [] as object[] };
-			if (scope) this.relayPending.scopes.push(scope);
+			if (eventIds) this.relayPending.eventIds.push(...eventIds);
 			else this.relayPending.all = true;
 			if (this.relaying) return this.relaying;
 			this.relaying = (async () => {
-				while (!this.outboxStopped && (this.relayPending.all || this.relayPending.scopes.length)) {
-					const { all, scopes } = this.relayPending;
-					this.relayPending = { all: false, scopes: [] };
+				while (!this.outboxStopped && (this.relayPending.all || this.relayPending.eventIds.length)) {
+					const { all, eventIds: ids } = this.relayPending;
+					this.relayPending = { all: false, eventIds: [] };
 					try {
-						for (const scope of all ? [{}] : scopes) await this.publishOutbox(scope);
+						await this.publishOutbox({ "outbox.id": all ? { $exists: true } : { $in: ids } });
 						if (this.relayFailing) this.logger.info("Outbox relay is publishing again.");
 						this.relayFailing = false;
-					} catch (err: any) {
-						if (!this.relayFailing) this.logger.warn(`Outbox relay could not publish, will retry: ${err.message}`);
+					} catch (err) {
+						if (!this.relayFailing) this.logger.warn(`Outbox relay could not publish, will retry: ${(err as Error).message}`);
 						this.relayFailing = true;
 						return; // what is left is published by the periodic pass
 					}
@@ -66,11 +109,10 @@ export const OutboxMixin: Partial<ServiceSchema<any>> = {
 			return this.relaying;
 		},
 
-		/** Publish the pending events of the documents in `scope`, each document's in order; stop at the first failure. */
-		async publishOutbox(this: any, scope: object) {
+		/** Publish the pending events of the documents matching `query`, each document's in order; stop at the first failure. */
+		async publishOutbox(query: object) {
 			for (;;) {
-				const query = { ...scope, "outbox.id": { $exists: true } };
-				const docs = (await this.adapter.find({ query, limit: RELAY_BATCH })) as Array<{ _id: unknown; outbox: DomainEvent[] }>;
+				const docs = (await this.adapter.find({ query, limit: RELAY_BATCH })) as Array<{ _id: unknown; outbox: OutboxEvent[] }>;
 				for (const doc of docs) {
 					for (const event of doc.outbox) {
 						if (this.outboxStopped) return;
@@ -83,7 +125,11 @@ export const OutboxMixin: Partial<ServiceSchema<any>> = {
 		},
 	},
 
-	started(this: any) {
+	created() {
+		Object.assign(this, { outboxStopped: false, relaying: null, relayFailing: false, relayPending: { all: false, eventIds: [] } });
+	},
+
+	started() {
 		this.outboxStopped = false;
 		this.relayTimer = setInterval(() => void this.relayOutbox(), RELAY_INTERVAL_MS);
 		this.relayTimer.unref();
@@ -93,7 +139,7 @@ export const OutboxMixin: Partial<ServiceSchema<any>> = {
 	 * Let a publish in flight finish (the channel adapter closes after the services
 	 * stop), but not wait on a stuck store: what is not published stays in the outbox.
 	 */
-	async stopped(this: any) {
+	async stopped() {
 		this.outboxStopped = true;
 		clearInterval(this.relayTimer);
 		let timer: NodeJS.Timeout | undefined;

@@ -10,7 +10,7 @@
 import type { ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
-import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, outboxPush, type OutboxMethods } from "../../platform/outbox.mixin";
+import type { OutboxMethods, StoreUpdate } from "../../platform/outbox.mixin";
 import { domainEvent, type EventPayloads } from "../../contracts/events";
 import { unprocessable } from "../../platform/errors";
 import type { ShopContext } from "../../contracts/context";
@@ -28,7 +28,7 @@ interface CartsMethods extends DbMethods, OutboxMethods {
 	ensureCart(userId: string): Promise<void>;
 	cartItems(userId: string): Promise<ItemRequest[]>;
 	pricedCart(ctx: ShopContext, userId: string, options?: { country?: string; discountCode?: string }): Promise<object>;
-	changeCart(filter: object, update: object, change: EventPayloads["cart.updated"]): Promise<number>;
+	changeCart(filter: object, update: StoreUpdate, change: EventPayloads["cart.updated"]): Promise<number>;
 }
 
 const CartsService: ServiceSchema<any, CartsMethods> = {
@@ -37,10 +37,10 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 	mixins: [
 		DbMixin({
 			collection: "carts",
-			schema: { userId: String, items: { type: mongoose.Schema.Types.Mixed, default: {} }, ...OUTBOX_FIELD, updatedAt: Date },
-			indexes: [{ field: "userId", unique: true }, OUTBOX_INDEX],
+			schema: { userId: String, items: { type: mongoose.Schema.Types.Mixed, default: {} }, updatedAt: Date },
+			indexes: [{ field: "userId", unique: true }],
+			emitsEvents: true,
 		}),
-		OutboxMixin,
 	],
 
 	actions: {
@@ -122,10 +122,8 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 
 	methods: {
 		/** Apply a change to a cart together with its `cart.updated` event (outbox); answers how many carts changed. */
-		async changeCart(filter: object, update: object, change: EventPayloads["cart.updated"]) {
-			const changed = await this.adapter.updateMany(filter, { ...update, ...outboxPush(domainEvent("cart.updated", change)) });
-			if (changed) void this.relayOutbox({ userId: change.userId }); // the filter may no longer match after the change
-			return changed;
+		async changeCart(filter: object, update: StoreUpdate, change: EventPayloads["cart.updated"]) {
+			return this.updateWithEvents(filter, update, [domainEvent("cart.updated", change)]);
 		},
 
 		/** Create the user's empty cart unless it exists (the unique index settles races). */

@@ -19,7 +19,7 @@ import type { ShopContext } from "../../contracts/context";
 import { type ItemRequest, itemsParam, mergeItems } from "../../contracts/items";
 import { idParam } from "../../platform/params";
 import type { DbMethods } from "../../platform/db.mixin";
-import { outboxPush, type OutboxMethods } from "../../platform/outbox.mixin";
+import type { OutboxMethods } from "../../platform/outbox.mixin";
 
 /** What the inventory reads of a product document. */
 interface StockDoc {
@@ -161,14 +161,12 @@ export const InventoryMixin: Partial<ServiceSchema<any>> = {
 				const event = crossing && domainEvent("stock.low", { productId, sku: doc.sku, name: doc.name, stock: left, threshold });
 				// The condition keeps the outcome on the side of the threshold this read saw, so no crossing goes unnoticed.
 				const stock = crossing ? doc.stock : doc.stock > threshold ? { $gte: threshold + quantity + 1 } : { $gte: quantity, $lte: threshold };
-				const taken = await this.adapter.updateMany(
+				const taken = await this.updateWithEvents(
 					{ _id, stock, [reservation]: { $exists: false } },
-					{ $inc: { stock: -quantity }, $set: { [reservation]: quantity, updatedAt: new Date() }, ...(event && outboxPush(event)) },
+					{ $inc: { stock: -quantity }, $set: { [reservation]: quantity, updatedAt: new Date() } },
+					event ? [event] : [],
 				);
-				if (taken === 1) {
-					if (event) void this.relayOutbox({ _id });
-					return true;
-				}
+				if (taken === 1) return true;
 			}
 		},
 

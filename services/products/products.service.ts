@@ -9,7 +9,6 @@ import type { ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { DbMixin } from "../../platform/db.mixin";
 import { InventoryMixin, type InventoryMethods } from "./inventory";
-import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin } from "../../platform/outbox.mixin";
 import { domainEvent } from "../../contracts/events";
 import { config } from "../../platform/config";
 import { conflict, notFound } from "../../platform/errors";
@@ -73,13 +72,12 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 				stock: Number,
 				reservations: { type: mongoose.Schema.Types.Mixed },
 				restocked: { type: mongoose.Schema.Types.Mixed },
-				...OUTBOX_FIELD,
 				createdAt: Date,
 				updatedAt: Date,
 			},
-			indexes: [{ field: "sku", unique: true }, { field: "category" }, OUTBOX_INDEX],
+			indexes: [{ field: "sku", unique: true }, { field: "category" }],
+			emitsEvents: true,
 		}),
-		OutboxMixin,
 		InventoryMixin,
 	],
 

@@ -9,7 +9,7 @@ import argon2 from "argon2";
 import mongoose from "mongoose";
 import jwt from "jsonwebtoken";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
-import { OUTBOX_FIELD, OUTBOX_INDEX, OutboxMixin, type OutboxMethods } from "../../platform/outbox.mixin";
+import type { OutboxMethods } from "../../platform/outbox.mixin";
 import { domainEvent } from "../../contracts/events";
 import { config } from "../../platform/config";
 import { conflict, isNotFound, notFound, unauthorized } from "../../platform/errors";
@@ -53,13 +53,12 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 				role: String,
 				phone: String,
 				preferences: { channels: [String] },
-				...OUTBOX_FIELD,
 				createdAt: Date,
 				updatedAt: Date,
 			},
-			indexes: [{ field: "email", unique: true }, OUTBOX_INDEX],
+			indexes: [{ field: "email", unique: true }],
+			emitsEvents: true,
 		}),
-		OutboxMixin,
 	],
 
 	settings: {
@@ -86,19 +85,17 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 					passwordHash: await argon2.hash(password, HASH_OPTIONS),
 					role: "customer",
 					preferences: { channels: ["email"] },
-					outbox: [domainEvent("user.registered", { userId: _id }, now)],
 					createdAt: now,
 					updatedAt: now,
 				};
 				let saved;
 				try {
-					saved = await this.adapter.insert(doc);
+					saved = await this.insertWithEvents(doc, [domainEvent("user.registered", { userId: _id }, now)]);
 				} catch (err) {
 					if (this.isDuplicateKeyError(err)) throw conflict("Email is already registered", "EMAIL_TAKEN");
 					throw err;
 				}
 				await this.entityChanged("created", saved, ctx);
-				void this.relayOutbox({ _id });
 				const user = await this.publicUser(ctx, saved);
 				ctx.meta.$statusCode = 201;
 				ctx.meta.$location = "/api/v1/users/me";

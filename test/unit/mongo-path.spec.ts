@@ -6,7 +6,7 @@
  * casts to nothing is an error, never an undefined count; malformed ids never reach
  * the store. Runs in the "mongodb" project (jest.config.js), where MONGO_URI is set.
  */
-import { ServiceBroker, type Service } from "moleculer";
+import { ServiceBroker, type Service, type ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { config } from "../../platform/config";
 import { EmbeddedStoreAdapter, MongoStoreAdapter } from "../../platform/store-adapters";
@@ -70,7 +70,8 @@ function nonPlain(value: unknown, path = ""): string[] {
 describeOnMongo("the MongoDB path, offline", () => {
 	const broker = new ServiceBroker({ logger: false, nodeID: `offline-${process.pid}` });
 	/** Every stateful service, created (its model compiled, its adapter set up) but never started: nothing connects. */
-	const services = ALL_SERVICES.filter(schema => schema.mixins?.some(mixin => (mixin as { adapter?: unknown }).adapter))
+	const hasStore = (schema: Partial<ServiceSchema>): boolean => !!(schema as { adapter?: unknown }).adapter || !!schema.mixins?.some(hasStore);
+	const services = ALL_SERVICES.filter(hasStore)
 		.map(schema => broker.createService(schema) as Service & Record<string, any>);
 	const byCollection = (collection: string) => services.find(s => s.adapter.model.collection.collectionName === collection)!;
 

@@ -160,8 +160,10 @@ describe("a checkout abandoned by the sweep while it reserves", () => {
 		const productsService = broker.getLocalService("products") as any;
 		const ordersService = broker.getLocalService("orders") as any;
 		const takeStock = productsService.takeStock;
+		let abandonedId = "";
 		productsService.takeStock = async function (this: any, orderId: string, items: any[]) {
 			// The sweep gets there first: it abandons the pending order (nothing to release yet) ...
+			abandonedId = orderId;
 			await ordersService.abandonCheckout(await ordersService.adapter.findById(orderId));
 			// ... and then this reservation lands.
 			return takeStock.call(this, orderId, items);
@@ -172,6 +174,23 @@ describe("a checkout abandoned by the sweep while it reserves", () => {
 			productsService.takeStock = takeStock;
 		}
 		expect(await stockOf(product.id)).toBe(before);
+		// Abandoning is a status move like any other: it leaves its timeline entry, and the key is free again.
+		const abandoned = ordersService.plain(await ordersService.adapter.findById(abandonedId));
+		expect(abandoned).toMatchObject({ status: "abandoned", timeline: [{ status: "abandoned" }] });
+		expect(abandoned.idempotencyKey).toBeUndefined();
+	});
+});
+
+describe("the one writer of an order's status", () => {
+	it("refuses a move the lifecycle table does not list, and writes nothing", async () => {
+		const ordersService = broker.getLocalService("orders") as any;
+		const order = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: products[3].id, quantity: 1 }] }, as(user));
+		const doc = ordersService.plain(await ordersService.adapter.findById(order.id));
+		await expect(ordersService.transition(doc, "paid", "reserved")).rejects.toThrow("An order cannot move from paid to reserved");
+		await expect(ordersService.transition(doc, "paid", "cancelled")).rejects.toThrow("An order cannot move from paid to cancelled");
+		const after = ordersService.plain(await ordersService.adapter.findById(order.id));
+		expect(after.status).toBe("paid");
+		expect(after.timeline.map((entry: { status: string }) => entry.status)).toEqual(["reserved", "paid"]);
 	});
 });
 
