@@ -21,6 +21,7 @@ import type { DbAdapter, MoleculerDbMethods } from "moleculer-db";
 import mongoose from "mongoose";
 import { config } from "./config";
 import { OUTBOX_STORAGE, OutboxMixin } from "./outbox.mixin";
+import type { PageRequest } from "./params";
 import { EmbeddedStoreAdapter, MongoStoreAdapter } from "./store-adapters";
 
 export interface IndexSpec {
@@ -43,6 +44,15 @@ export interface DbMixinOptions {
 	emitsEvents?: boolean;
 }
 
+/** The envelope of every list the API answers. */
+export interface Page<T> {
+	rows: T[];
+	total: number;
+	page: number;
+	pageSize: number;
+	totalPages: number;
+}
+
 /** Methods a service gets from moleculer-db and this mixin. */
 export interface DbMethods extends MoleculerDbMethods {
 	adapter: DbAdapter & {
@@ -56,6 +66,17 @@ export interface DbMethods extends MoleculerDbMethods {
 	isValidId(id: string): boolean;
 	/** Whether `err` is a unique-index violation of the store. */
 	isDuplicateKeyError(err: unknown): boolean;
+	/**
+	 * Insert `doc`, unless the document a unique index holds for it exists (a concurrent call stored it
+	 * first): `existing` is the filter on that index's field. Answers the stored document, and whether
+	 * this call created it.
+	 */
+	insertOrGet<T extends object>(doc: T, existing: object): Promise<{ doc: T; created: boolean }>;
+	/**
+	 * One page of the documents matching `query`, in `sort` order, as every list answers:
+	 * `{ rows, total, page, pageSize, totalPages }` (moleculer-db's envelope, rows through `toEntity`).
+	 */
+	listPage(ctx: Context, request: PageRequest & { query?: object; sort: string[] }): Promise<Page<any>>;
 	/** Raw document by id, or null (also for malformed ids). */
 	findEntity(id: string): Promise<any | null>;
 	/**
@@ -209,6 +230,21 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 
 			isDuplicateKeyError(err: any): boolean {
 				return err?.code === 11000 || err?.errorType === "uniqueViolated";
+			},
+
+			async insertOrGet(this: any, doc: object, existing: object) {
+				try {
+					return { doc: await this.adapter.insert(doc), created: true };
+				} catch (err) {
+					if (!this.isDuplicateKeyError(err)) throw err;
+					const stored = await this.adapter.findOne(existing);
+					if (!stored) throw err; // the collision was on another unique field
+					return { doc: stored, created: false };
+				}
+			},
+
+			listPage(this: any, ctx: Context, { query = {}, sort, page, pageSize }: PageRequest & { query?: object; sort: string[] }) {
+				return this._list(ctx, { query, sort, page, pageSize, limit: pageSize, offset: (page - 1) * pageSize });
 			},
 
 			async findEntity(this: any, id: string) {

@@ -22,12 +22,14 @@ import {
 import { CONSUMER } from "../../platform/channels";
 import { EVENT_VERSION, isDomainEvent } from "../../contracts/events";
 import type { ShopContext } from "../../contracts/context";
+import { currencyParam } from "../../platform/params";
 
 const SUMMARY_FACTS: FactType[] = ["order.paid", "order.cancelled", "order.payment_failed", "user.registered"];
 
 /** Query-string params: days as "YYYY-MM-DD" (checked further by resolveRange), an ISO currency code. */
 const dayParam = { type: "string", pattern: /^\d{4}-\d{2}-\d{2}$/, optional: true } as const;
-const currencyParam = { type: "string", trim: true, uppercase: true, pattern: /^[A-Z]{3}$/, optional: true, default: "USD" } as const;
+/** The currency figures are summed in: one at a time, as amounts of different currencies do not add up. */
+const reportCurrencyParam = { ...currencyParam, trim: true, uppercase: true, optional: true, default: "USD" } as const;
 
 interface RangeParams {
 	from?: string;
@@ -80,7 +82,7 @@ const AnalyticsService: ServiceSchema<any, AnalyticsMethods> = {
 		 */
 		summary: {
 			auth: "admin",
-			params: { $$strict: true, from: dayParam, to: dayParam, currency: currencyParam },
+			params: { $$strict: true, from: dayParam, to: dayParam, currency: reportCurrencyParam },
 			async handler(ctx: ShopContext<RangeParams>) {
 				const range = resolveRange(ctx.params.from, ctx.params.to);
 				const facts = await this.facts({ type: { $in: SUMMARY_FACTS }, at: rangeBounds(range) });
@@ -105,7 +107,7 @@ const AnalyticsService: ServiceSchema<any, AnalyticsMethods> = {
 				limit: { type: "number", integer: true, min: 1, max: 50, optional: true, default: 10, convert: true },
 				from: dayParam,
 				to: dayParam,
-				currency: currencyParam,
+				currency: reportCurrencyParam,
 			},
 			async handler(ctx: ShopContext<RangeParams & { by: RankBy; limit: number }>) {
 				const { from, to, currency, by, limit } = ctx.params;
@@ -138,12 +140,8 @@ const AnalyticsService: ServiceSchema<any, AnalyticsMethods> = {
 			if (!isDomainEvent(payload, type)) {
 				throw new Error(`Unreadable '${type}' message: not a version ${EVENT_VERSION} domain event of that type`);
 			}
-			try {
-				await this.adapter.insert(factOf(payload as FactEvent));
-			} catch (err) {
-				if (!this.isDuplicateKeyError(err)) throw err;
-				this.logger.debug(`Event ${payload.id} (${type}) was recorded before; skipped.`);
-			}
+			const { created } = await this.insertOrGet(factOf(payload as FactEvent), { eventId: payload.id });
+			if (!created) this.logger.debug(`Event ${payload.id} (${type}) was recorded before; skipped.`);
 		},
 
 		/** Facts matching a store query, as plain objects. */

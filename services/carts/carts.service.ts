@@ -129,11 +129,7 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 		/** Create the user's empty cart unless it exists (the unique index settles races). */
 		async ensureCart(userId: string) {
 			if (await this.adapter.findOne({ userId })) return;
-			try {
-				await this.adapter.insert({ userId, items: {}, updatedAt: new Date() });
-			} catch (err) {
-				if (!this.isDuplicateKeyError(err)) throw err;
-			}
+			await this.insertOrGet({ userId, items: {}, updatedAt: new Date() }, { userId });
 		},
 
 		async cartItems(userId: string) {

@@ -12,7 +12,7 @@ import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { notFound } from "../../platform/errors";
 import type { ShopContext } from "../../contracts/context";
 import { type Quote, QUOTE_SCHEMA } from "../../contracts/pricing";
-import { idParam } from "../../platform/params";
+import { currencyParam, idParam } from "../../platform/params";
 
 /** An invoice: the order's quote (lines, discount, shipping, tax, totals in cents) under a number. */
 export interface Invoice extends Quote {
@@ -69,19 +69,15 @@ const InvoicesService: ServiceSchema<any, DbMethods> = {
 				shipping: centsParam,
 				tax: centsParam,
 				total: centsParam,
-				currency: { type: "string", pattern: /^[A-Z]{3}$/ },
+				currency: currencyParam,
 				country: { type: "string", pattern: /^[A-Z]{2}$/ },
 			},
 			async handler(ctx: ShopContext<Omit<Invoice, "number" | "issuedAt">>): Promise<Invoice> {
 				const existing = await this.adapter.findOne({ orderId: ctx.params.orderId });
 				if (existing) return this.toEntity(ctx, existing);
 				const seq = await this.nextSequence("invoice");
-				try {
-					return this.toEntity(ctx, await this.adapter.insert({ ...ctx.params, seq, number: formatNumber(seq), issuedAt: new Date() }));
-				} catch (err) {
-					if (!this.isDuplicateKeyError(err)) throw err;
-					return this.toEntity(ctx, await this.adapter.findOne({ orderId: ctx.params.orderId }));
-				}
+				const { doc } = await this.insertOrGet({ ...ctx.params, seq, number: formatNumber(seq), issuedAt: new Date() }, { orderId: ctx.params.orderId });
+				return this.toEntity(ctx, doc);
 			},
 		},
 

@@ -157,10 +157,7 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 			params: { $$strict: true, ...pageParams },
 			handler(ctx: ShopContext<{ page: number; pageSize: number }>) {
 				const { page, pageSize } = ctx.params;
-				return this._list(ctx, {
-					page, pageSize, limit: pageSize, offset: (page - 1) * pageSize,
-					sort: ["-createdAt", "-_id"], query: { userId: ctx.meta.user!.id },
-				});
+				return this.listPage(ctx, { query: { userId: ctx.meta.user!.id }, sort: ["-createdAt", "-_id"], page, pageSize });
 			},
 		},
 	},
@@ -258,13 +255,8 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 				status: to ? "pending" : "skipped", attempts: 0, ...(!to && { reason: "No phone number on the account" }),
 				createdAt: now, updatedAt: now,
 			};
-			try {
-				return (await this.adapter.insert(doc)) as unknown as NotificationDoc;
-			} catch (err) {
-				// A concurrent delivery of the same event recorded it first.
-				if (!this.isDuplicateKeyError(err)) throw err;
-				return (await this.adapter.findOne({ key })) as unknown as NotificationDoc;
-			}
+			// A concurrent delivery of the same event may have recorded it first.
+			return (await this.insertOrGet(doc, { key })).doc as NotificationDoc;
 		},
 
 		/**

@@ -142,7 +142,7 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 			handler(ctx: ShopContext<{ page: number; pageSize: number }>) {
 				const { page, pageSize } = ctx.params;
 				const query = { userId: ctx.meta.user!.id, status: { $nin: IN_CHECKOUT } };
-				return this._list(ctx, { query, sort: ["-createdAt"], page, pageSize, limit: pageSize, offset: (page - 1) * pageSize });
+				return this.listPage(ctx, { query, sort: ["-createdAt"], page, pageSize });
 			},
 		},
 

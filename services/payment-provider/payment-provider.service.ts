@@ -18,6 +18,7 @@ import type { ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { config } from "../../platform/config";
 import { conflict, notFound } from "../../platform/errors";
+import { currencyParam } from "../../platform/params";
 import { type ChargeRequest, MAX_CHARGE, paymentMethodParam, type ProviderCharge, type ProviderRefund, type RefundRequest, TEST_PAYMENT_METHODS } from "../../contracts/payments";
 
 const keyParam = { type: "string", min: 1, max: 200 } as const;
@@ -77,7 +78,7 @@ const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
 		charge: {
 			visibility: "public",
 			retryPolicy: { enabled: false },
-			params: { $$strict: true, key: keyParam, amount: amountParam, currency: { type: "string", pattern: /^[A-Z]{3}$/ }, paymentMethod: paymentMethodParam },
+			params: { $$strict: true, key: keyParam, amount: amountParam, currency: currencyParam, paymentMethod: paymentMethodParam },
 			async handler(ctx): Promise<ProviderCharge> {
 				const { key, amount, currency, paymentMethod } = ctx.params as ChargeRequest;
 				await sleep(config.payments.providerLatencyMs);
@@ -134,12 +135,7 @@ const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
 	methods: {
 		/** Store a new record under its key; when the same key was just recorded by a concurrent call, answer with that one. */
 		async record(doc) {
-			try {
-				return await this.toEntity(null, await this.adapter.insert(doc));
-			} catch (err) {
-				if (!this.isDuplicateKeyError(err)) throw err;
-				return this.toEntity(null, await this.adapter.findOne({ key: doc.key }));
-			}
+			return this.toEntity(null, (await this.insertOrGet(doc, { key: doc.key })).doc);
 		},
 
 	},

@@ -20,7 +20,7 @@ import { config } from "../../platform/config";
 import { isClientRefusal } from "../../platform/errors";
 import type { ShopContext } from "../../contracts/context";
 import { CHARGE_TIMEOUT_MS, MAX_CHARGE, paymentMethodParam, type PaymentProvider, type ProviderCharge, simulatedProvider } from "../../contracts/payments";
-import { idParam } from "../../platform/params";
+import { currencyParam, idParam } from "../../platform/params";
 
 export type EntryStatus = "pending" | "succeeded" | "failed";
 
@@ -96,7 +96,7 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 				orderId: idParam,
 				userId: idParam,
 				amount: { type: "number", integer: true, min: 0, max: MAX_CHARGE },
-				currency: { type: "string", pattern: /^[A-Z]{3}$/ },
+				currency: currencyParam,
 				paymentMethod: paymentMethodParam,
 			},
 			async handler(ctx: ShopContext<ChargeParams>): Promise<ChargeResult> {
@@ -175,12 +175,8 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 			const existing = await this.adapter.findOne({ key: entry.key });
 			if (existing) return existing;
 			const now = new Date();
-			try {
-				return await this.adapter.insert({ ...entry, status: "pending", createdAt: now, updatedAt: now });
-			} catch (err) {
-				if (!this.isDuplicateKeyError(err)) throw err;
-				return this.adapter.findOne({ key: entry.key }); // a concurrent repeat opened it
-			}
+			// A concurrent repeat may have opened it first.
+			return (await this.insertOrGet({ ...entry, status: "pending", createdAt: now, updatedAt: now }, { key: entry.key })).doc;
 		},
 
 		/**

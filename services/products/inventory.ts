@@ -11,15 +11,14 @@
  * once (`restocked.<orderId>`). Taking stock across LOW_STOCK_THRESHOLD writes
  * a `stock.low` event in the same update (outbox).
  */
-import type { ServiceSchema } from "moleculer";
 import { config } from "../../platform/config";
 import { conflict } from "../../platform/errors";
 import { domainEvent } from "../../contracts/events";
 import type { ShopContext } from "../../contracts/context";
 import { type ItemRequest, itemsParam, mergeItems } from "../../contracts/items";
 import { idParam } from "../../platform/params";
-import type { DbMethods } from "../../platform/db.mixin";
-import type { OutboxMethods } from "../../platform/outbox.mixin";
+import type { ActionsFor } from "../../platform/schema";
+import type { ProductsThis } from "./products.service";
 
 /** What the inventory reads of a product document. */
 interface StockDoc {
@@ -29,7 +28,7 @@ interface StockDoc {
 	reservations?: Record<string, number>;
 }
 
-export interface InventoryMethods extends DbMethods, OutboxMethods {
+export interface InventoryMethods {
 	shortItems(items: ItemRequest[]): Promise<Array<ItemRequest & { available: number }>>;
 	takeStock(orderId: string, items: ItemRequest[]): Promise<ItemRequest[]>;
 	takeLine(orderId: string, item: ItemRequest): Promise<boolean>;
@@ -44,154 +43,153 @@ function byProductId(items: ItemRequest[]): ItemRequest[] {
 	return mergeItems(items).sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
 }
 
-/** For a service with the db and outbox mixins on the products collection. */
-export const InventoryMixin: Partial<ServiceSchema<any>> = {
-	actions: {
-		/**
-		 * Take stock for an order: every line, or none. When a line is short, the
-		 * lines already taken are put back and a 409 lists the short items.
-		 * Idempotent per order: lines this order already holds are not taken twice.
-		 */
-		reserveStock: {
-			visibility: "public",
-			// A retry could run beside a timed-out attempt that is still taking lines for the same order.
-			retryPolicy: { enabled: false },
-			params: { $$strict: true, orderId: idParam, items: itemsParam },
-			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
-				const { orderId } = ctx.params;
-				const items = byProductId(ctx.params.items);
-				try {
-					const taken = await this.takeStock(orderId, items);
-					if (taken.length < items.length) {
-						await this.returnStock(orderId, taken);
-						throw conflict("Not enough stock", "OUT_OF_STOCK", { items: await this.shortItems(items) });
-					}
-					return { orderId, items };
-				} finally {
-					await this.clearCache();
+/** The inventory actions of the products service. */
+export const inventoryActions: ActionsFor<ProductsThis> = {
+	/**
+	 * Take stock for an order: every line, or none. When a line is short, the
+	 * lines already taken are put back and a 409 lists the short items.
+	 * Idempotent per order: lines this order already holds are not taken twice.
+	 */
+	reserveStock: {
+		visibility: "public",
+		// A retry could run beside a timed-out attempt that is still taking lines for the same order.
+		retryPolicy: { enabled: false },
+		params: { $$strict: true, orderId: idParam, items: itemsParam },
+		async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
+			const { orderId } = ctx.params;
+			const items = byProductId(ctx.params.items);
+			try {
+				const taken = await this.takeStock(orderId, items);
+				if (taken.length < items.length) {
+					await this.returnStock(orderId, taken);
+					throw conflict("Not enough stock", "OUT_OF_STOCK", { items: await this.shortItems(items) });
 				}
-			},
-		},
-
-		/**
-		 * Give back what an order holds (it failed, was abandoned or cancelled).
-		 * Idempotent: only lines the order still holds are returned, once.
-		 */
-		releaseStock: {
-			visibility: "public",
-			params: { $$strict: true, orderId: idParam, items: itemsParam },
-			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
-				try {
-					const returned = await this.returnStock(ctx.params.orderId, byProductId(ctx.params.items));
-					return { orderId: ctx.params.orderId, items: returned };
-				} finally {
-					await this.clearCache();
-				}
-			},
-		},
-
-		/** The order is paid: its hold becomes a sale (the stock stays taken, the reservation entry goes). Idempotent. */
-		commitStock: {
-			visibility: "public",
-			params: { $$strict: true, orderId: idParam, items: itemsParam },
-			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
-				const reservation = `reservations.${ctx.params.orderId}`;
-				for (const item of byProductId(ctx.params.items)) {
-					if (!this.isValidId(item.productId)) continue;
-					await this.adapter.updateMany({ _id: this.decodeID(item.productId), [reservation]: { $exists: true } }, { $unset: { [reservation]: true } });
-				}
-				return { orderId: ctx.params.orderId };
-			},
-		},
-
-		/** A paid order was cancelled: put its units back on the shelf, once per order. */
-		restockOrder: {
-			visibility: "public",
-			params: { $$strict: true, orderId: idParam, items: itemsParam },
-			async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
-				const marker = `restocked.${ctx.params.orderId}`;
-				const restocked: ItemRequest[] = [];
-				try {
-					for (const item of byProductId(ctx.params.items)) {
-						if (!this.isValidId(item.productId)) continue;
-						const count = await this.adapter.updateMany(
-							{ _id: this.decodeID(item.productId), [marker]: { $exists: false } },
-							{ $inc: { stock: item.quantity }, $set: { [marker]: item.quantity, updatedAt: new Date() } },
-						);
-						if (count === 1) restocked.push(item);
-					}
-					return { orderId: ctx.params.orderId, items: restocked };
-				} finally {
-					await this.clearCache();
-				}
-			},
+				return { orderId, items };
+			} finally {
+				await this.clearCache();
+			}
 		},
 	},
 
-	methods: {
-		/** Take each line (see takeLine). Stops at the first short line; returns the lines the order now holds. */
-		async takeStock(orderId: string, items: ItemRequest[]) {
-			const held: ItemRequest[] = [];
-			for (const item of items) {
-				if (!this.isValidId(item.productId) || !(await this.takeLine(orderId, item))) break;
-				held.push(item);
-			}
-			return held;
-		},
-
-		/**
-		 * Take one line with one conditional atomic update: enough stock, and no
-		 * reservation of this order yet. When it brings the stock from above the
-		 * low-stock threshold to at or below it, the update is conditional on the
-		 * exact stock read and carries the `stock.low` event; otherwise it is
-		 * conditional on staying on the same side of the threshold. A concurrent
-		 * change makes it read and try again. False when the stock is short.
-		 */
-		async takeLine(orderId: string, { productId, quantity }: ItemRequest) {
-			const _id = this.decodeID(productId);
-			const reservation = `reservations.${orderId}`;
-			const threshold = config.lowStockThreshold;
-			for (;;) {
-				const doc = (await this.adapter.findById(_id)) as StockDoc | null;
-				const held = doc?.reservations?.[orderId];
-				if (held !== undefined) return held === quantity;
-				if (!doc || doc.stock < quantity) return false;
-				const left = doc.stock - quantity;
-				const crossing = left <= threshold && doc.stock > threshold;
-				const event = crossing && domainEvent("stock.low", { productId, sku: doc.sku, name: doc.name, stock: left, threshold });
-				// The condition keeps the outcome on the side of the threshold this read saw, so no crossing goes unnoticed.
-				const stock = crossing ? doc.stock : doc.stock > threshold ? { $gte: threshold + quantity + 1 } : { $gte: quantity, $lte: threshold };
-				const taken = await this.updateWithEvents(
-					{ _id, stock, [reservation]: { $exists: false } },
-					{ $inc: { stock: -quantity }, $set: { [reservation]: quantity, updatedAt: new Date() } },
-					event ? [event] : [],
-				);
-				if (taken === 1) return true;
+	/**
+	 * Give back what an order holds (it failed, was abandoned or cancelled).
+	 * Idempotent: only lines the order still holds are returned, once.
+	 */
+	releaseStock: {
+		visibility: "public",
+		params: { $$strict: true, orderId: idParam, items: itemsParam },
+		async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
+			try {
+				const returned = await this.returnStock(ctx.params.orderId, byProductId(ctx.params.items));
+				return { orderId: ctx.params.orderId, items: returned };
+			} finally {
+				await this.clearCache();
 			}
 		},
+	},
 
-		/** Return the lines this order holds, each with one conditional atomic update. */
-		async returnStock(orderId: string, items: ItemRequest[]) {
-			const returned: ItemRequest[] = [];
-			const reservation = `reservations.${orderId}`;
-			for (const item of items) {
+	/** The order is paid: its hold becomes a sale (the stock stays taken, the reservation entry goes). Idempotent. */
+	commitStock: {
+		visibility: "public",
+		params: { $$strict: true, orderId: idParam, items: itemsParam },
+		async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
+			const reservation = `reservations.${ctx.params.orderId}`;
+			for (const item of byProductId(ctx.params.items)) {
 				if (!this.isValidId(item.productId)) continue;
-				const count = await this.adapter.updateMany(
-					{ _id: this.decodeID(item.productId), [reservation]: item.quantity },
-					{ $inc: { stock: item.quantity }, $unset: { [reservation]: true }, $set: { updatedAt: new Date() } },
-				);
-				if (count === 1) returned.push(item);
+				await this.adapter.updateMany({ _id: this.decodeID(item.productId), [reservation]: { $exists: true } }, { $unset: { [reservation]: true } });
 			}
-			return returned;
+			return { orderId: ctx.params.orderId };
 		},
+	},
 
-		/** The requested lines that the current stock cannot cover, with what is available. */
-		async shortItems(items: ItemRequest[]) {
-			const docs = (await this.adapter.findByIds(items.filter(i => this.isValidId(i.productId)).map(i => this.decodeID(i.productId)))) as any[];
-			const stock = new Map(docs.map(doc => [String(doc._id), doc.stock as number]));
-			return items
-				.map(item => ({ ...item, available: stock.get(item.productId) ?? 0 }))
-				.filter(item => item.available < item.quantity);
+	/** A paid order was cancelled: put its units back on the shelf, once per order. */
+	restockOrder: {
+		visibility: "public",
+		params: { $$strict: true, orderId: idParam, items: itemsParam },
+		async handler(ctx: ShopContext<{ orderId: string; items: ItemRequest[] }>) {
+			const marker = `restocked.${ctx.params.orderId}`;
+			const restocked: ItemRequest[] = [];
+			try {
+				for (const item of byProductId(ctx.params.items)) {
+					if (!this.isValidId(item.productId)) continue;
+					const count = await this.adapter.updateMany(
+						{ _id: this.decodeID(item.productId), [marker]: { $exists: false } },
+						{ $inc: { stock: item.quantity }, $set: { [marker]: item.quantity, updatedAt: new Date() } },
+					);
+					if (count === 1) restocked.push(item);
+				}
+				return { orderId: ctx.params.orderId, items: restocked };
+			} finally {
+				await this.clearCache();
+			}
 		},
+	},
+};
+
+/** How stock moves, one conditional atomic update at a time. */
+export const inventoryMethods: InventoryMethods & ThisType<ProductsThis> = {
+	/** Take each line (see takeLine). Stops at the first short line; returns the lines the order now holds. */
+	async takeStock(orderId: string, items: ItemRequest[]) {
+		const held: ItemRequest[] = [];
+		for (const item of items) {
+			if (!this.isValidId(item.productId) || !(await this.takeLine(orderId, item))) break;
+			held.push(item);
+		}
+		return held;
+	},
+
+	/**
+	 * Take one line with one conditional atomic update: enough stock, and no
+	 * reservation of this order yet. When it brings the stock from above the
+	 * low-stock threshold to at or below it, the update is conditional on the
+	 * exact stock read and carries the `stock.low` event; otherwise it is
+	 * conditional on staying on the same side of the threshold. A concurrent
+	 * change makes it read and try again. False when the stock is short.
+	 */
+	async takeLine(orderId: string, { productId, quantity }: ItemRequest) {
+		const _id = this.decodeID(productId);
+		const reservation = `reservations.${orderId}`;
+		const threshold = config.lowStockThreshold;
+		for (;;) {
+			const doc = (await this.adapter.findById(_id)) as StockDoc | null;
+			const held = doc?.reservations?.[orderId];
+			if (held !== undefined) return held === quantity;
+			if (!doc || doc.stock < quantity) return false;
+			const left = doc.stock - quantity;
+			const crossing = left <= threshold && doc.stock > threshold;
+			const event = crossing && domainEvent("stock.low", { productId, sku: doc.sku, name: doc.name, stock: left, threshold });
+			// The condition keeps the outcome on the side of the threshold this read saw, so no crossing goes unnoticed.
+			const stock = crossing ? doc.stock : doc.stock > threshold ? { $gte: threshold + quantity + 1 } : { $gte: quantity, $lte: threshold };
+			const taken = await this.updateWithEvents(
+				{ _id, stock, [reservation]: { $exists: false } },
+				{ $inc: { stock: -quantity }, $set: { [reservation]: quantity, updatedAt: new Date() } },
+				event ? [event] : [],
+			);
+			if (taken === 1) return true;
+		}
+	},
+
+	/** Return the lines this order holds, each with one conditional atomic update. */
+	async returnStock(orderId: string, items: ItemRequest[]) {
+		const returned: ItemRequest[] = [];
+		const reservation = `reservations.${orderId}`;
+		for (const item of items) {
+			if (!this.isValidId(item.productId)) continue;
+			const count = await this.adapter.updateMany(
+				{ _id: this.decodeID(item.productId), [reservation]: item.quantity },
+				{ $inc: { stock: item.quantity }, $unset: { [reservation]: true }, $set: { updatedAt: new Date() } },
+			);
+			if (count === 1) returned.push(item);
+		}
+		return returned;
+	},
+
+	/** The requested lines that the current stock cannot cover, with what is available. */
+	async shortItems(items: ItemRequest[]) {
+		const docs = (await this.adapter.findByIds(items.filter(i => this.isValidId(i.productId)).map(i => this.decodeID(i.productId)))) as any[];
+		const stock = new Map(docs.map(doc => [String(doc._id), doc.stock as number]));
+		return items
+			.map(item => ({ ...item, available: stock.get(item.productId) ?? 0 }))
+			.filter(item => item.available < item.quantity);
 	},
 };

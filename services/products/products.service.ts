@@ -5,15 +5,17 @@
  * move it only through the inventory actions (services/products/inventory.ts:
  * reserve, release, commit, restock), which can never take it below zero.
  */
-import type { ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { DbMixin } from "../../platform/db.mixin";
-import { InventoryMixin, type InventoryMethods } from "./inventory";
+import { inventoryActions, inventoryMethods, type InventoryMethods } from "./inventory";
+import type { DbMethods } from "../../platform/db.mixin";
+import type { OutboxMethods } from "../../platform/outbox.mixin";
 import { domainEvent } from "../../contracts/events";
 import { config } from "../../platform/config";
 import { conflict, notFound } from "../../platform/errors";
 import type { ShopContext } from "../../contracts/context";
-import { idParam, pageParams } from "../../platform/params";
+import { currencyParam, idParam, pageParams } from "../../platform/params";
 import { DEMO_CATALOG } from "./demo-catalog";
 
 const MAX_PRICE = 100_000_000; // one million in major units
@@ -33,7 +35,7 @@ export interface Product {
 	updatedAt: Date;
 }
 
-interface ProductsMethods extends InventoryMethods {
+interface ProductsMethods {
 	saveProduct(ctx: ShopContext, save: () => Promise<object>, type: "created" | "updated"): Promise<Product>;
 }
 
@@ -42,7 +44,7 @@ const fieldRules = {
 	name: { type: "string", trim: true, min: 1, max: 200 },
 	description: { type: "string", trim: true, max: 2000 },
 	price: { type: "number", integer: true, min: 0, max: MAX_PRICE },
-	currency: { type: "string", pattern: /^[A-Z]{3}$/ },
+	currency: currencyParam,
 	category: { type: "string", trim: true, lowercase: true, min: 1, max: 50 },
 	stock: { type: "number", integer: true, min: 0, max: MAX_STOCK },
 } as const;
@@ -52,11 +54,14 @@ const optionalRules = Object.fromEntries(
 	Object.entries(fieldRules).map(([key, rule]) => [key, { ...rule, optional: true }]),
 );
 
+/** The products service as its modules (this one and inventory.ts) see it. */
+export type ProductsThis = Service & DbMethods & OutboxMethods & InventoryMethods & ProductsMethods;
+
 function escapeRegExp(text: string): string {
 	return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-const ProductsService: ServiceSchema<any, ProductsMethods> = {
+const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 	name: "products",
 
 	mixins: [
@@ -78,7 +83,6 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 			indexes: [{ field: "sku", unique: true }, { field: "category" }],
 			emitsEvents: true,
 		}),
-		InventoryMixin,
 	],
 
 	settings: {
@@ -110,7 +114,7 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 				if (minPrice != null || maxPrice != null) {
 					query.price = { ...(minPrice != null && { $gte: minPrice }), ...(maxPrice != null && { $lte: maxPrice }) };
 				}
-				return this._list(ctx, { query, sort: [sort], page, pageSize, limit: pageSize, offset: (page - 1) * pageSize });
+				return this.listPage(ctx, { query, sort: [sort], page, pageSize });
 			},
 		},
 
@@ -211,9 +215,13 @@ const ProductsService: ServiceSchema<any, ProductsMethods> = {
 				return null;
 			},
 		},
+
+		...inventoryActions,
 	},
 
 	methods: {
+		...inventoryMethods,
+
 		async saveProduct(ctx: ShopContext, save: () => Promise<object>, type: "created" | "updated") {
 			let doc;
 			try {

@@ -160,7 +160,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			params: { $$strict: true, ...pageParams },
 			handler(ctx: ShopContext<{ page: number; pageSize: number }>) {
 				const { page, pageSize } = ctx.params;
-				return this._list(ctx, { page, pageSize, limit: pageSize, offset: (page - 1) * pageSize, sort: ["createdAt"] });
+				return this.listPage(ctx, { sort: ["createdAt"], page, pageSize });
 			},
 		},
 
@@ -234,13 +234,9 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			if (existing) {
 				await this.adapter.updateMany({ email: adminEmail }, { $set: { passwordHash, role: "admin", updatedAt: now } });
 			} else {
-				try {
-					await this.adapter.insert({ name: "Administrator", email: adminEmail, passwordHash, role: "admin", preferences: { channels: ["email"] }, createdAt: now, updatedAt: now });
-				} catch (err) {
-					// Another node created it at the same moment: make sure it carries our password and role.
-					if (!this.isDuplicateKeyError(err)) throw err;
-					await this.adapter.updateMany({ email: adminEmail }, { $set: { passwordHash, role: "admin", updatedAt: now } });
-				}
+				const { created } = await this.insertOrGet({ name: "Administrator", email: adminEmail, passwordHash, role: "admin", preferences: { channels: ["email"] }, createdAt: now, updatedAt: now }, { email: adminEmail });
+				// Another node created it at the same moment: make sure it carries our password and role.
+				if (!created) await this.adapter.updateMany({ email: adminEmail }, { $set: { passwordHash, role: "admin", updatedAt: now } });
 			}
 			await this.clearCache();
 			this.logger.info(`Admin account ${adminEmail} is ready.`);
