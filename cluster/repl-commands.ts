@@ -16,10 +16,24 @@ async function shopSummary(broker: ServiceBroker, args: ReplArgs) {
 		broker.call<any>("orders.summary"),
 		broker.call<any[], object>("products.lowStock", threshold === undefined ? {} : { threshold }),
 	]);
-	console.log(`Orders: ${orders.orders} (${Object.entries(orders.byStatus).map(([status, n]) => `${status} ${n}`).join(", ") || "none"})`);
-	const revenue = Object.entries(orders.revenue as Record<string, number>).map(([currency, cents]) => money(cents, currency));
+	console.log(
+		`Orders: ${orders.orders} (${
+			Object.entries(orders.byStatus)
+				.map(([status, n]) => `${status} ${n}`)
+				.join(", ") || "none"
+		})`,
+	);
+	const revenue = Object.entries(orders.revenue as Record<string, number>).map(([currency, cents]) =>
+		money(cents, currency),
+	);
 	console.log(`Revenue: ${revenue.join(", ") || "0.00"}`);
-	console.log(`Average order: ${Object.entries(orders.averageOrder as Record<string, number>).map(([c, cents]) => money(cents, c)).join(", ") || "-"}`);
+	console.log(
+		`Average order: ${
+			Object.entries(orders.averageOrder as Record<string, number>)
+				.map(([c, cents]) => money(cents, c))
+				.join(", ") || "-"
+		}`,
+	);
 	if (lowStock.length === 0) console.log("Low stock: none");
 	else console.table(lowStock.map(p => ({ sku: p.sku, name: p.name, stock: p.stock })));
 }
@@ -31,23 +45,50 @@ async function stockLookup(broker: ServiceBroker, args: ReplArgs) {
 		return rows.find((p: any) => p.sku === key.toUpperCase()) ?? rows[0];
 	});
 	if (!product) return console.log(`No product matches '${key}'.`);
-	console.table([{ id: product.id, sku: product.sku, name: product.name, price: money(product.price, product.currency), stock: product.stock }]);
+	console.table([
+		{
+			id: product.id,
+			sku: product.sku,
+			name: product.name,
+			price: money(product.price, product.currency),
+			stock: product.stock,
+		},
+	]);
 }
 
 async function clusterHealth(broker: ServiceBroker) {
 	const nodes = await broker.call<any[], object>("$node.list", { onlyAvailable: false });
-	console.table(nodes.map(node => ({
-		node: node.id + (node.local ? " (this REPL)" : ""),
-		available: node.available,
-		services: (broker.registry.getServiceList({ onlyAvailable: false, skipInternal: true, withActions: false }) as any[])
-			.filter(s => s.nodeID === node.id).map(s => s.name).join(", "),
-	})));
+	console.table(
+		nodes.map(node => ({
+			node: node.id + (node.local ? " (this REPL)" : ""),
+			available: node.available,
+			services: (
+				broker.registry.getServiceList({
+					onlyAvailable: false,
+					skipInternal: true,
+					withActions: false,
+				}) as any[]
+			)
+				.filter(s => s.nodeID === node.id)
+				.map(s => s.name)
+				.join(", "),
+		})),
+	);
 	const services = broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[];
 	const replicas = (name: string) => services.filter(s => s.name === name).length;
-	console.log(`Replicas: ${[...new Set(services.map(s => s.name))].sort().map(name => `${name} ×${replicas(name)}`).join(", ")}`);
+	console.log(
+		`Replicas: ${[...new Set(services.map(s => s.name))]
+			.sort()
+			.map(name => `${name} ×${replicas(name)}`)
+			.join(", ")}`,
+	);
 	const actions = broker.registry.getActionList({ skipInternal: true }) as any[];
 	const unserved = actions.filter(action => !action.available).map(action => action.name);
-	console.log(unserved.length ? `Actions with no available node: ${unserved.join(", ")}` : "Every action has an available node.");
+	console.log(
+		unserved.length
+			? `Actions with no available node: ${unserved.join(", ")}`
+			: "Every action has an available node.",
+	);
 }
 
 /** Passed to the broker as `replOptions.customCommands`. */

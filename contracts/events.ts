@@ -29,7 +29,11 @@ export interface EventPayloads {
 	/** `userId` is null for an anonymous visitor. */
 	"product.viewed": { productId: string; userId: string | null };
 	/** Lines of a cart changed: each line's new quantity (0 = removed); `clear` empties the cart. */
-	"cart.updated": { userId: string; reason: "set" | "clear" | "checkout"; lines: Array<{ productId: string; quantity: number }> };
+	"cart.updated": {
+		userId: string;
+		reason: "set" | "clear" | "checkout";
+		lines: Array<{ productId: string; quantity: number }>;
+	};
 	"order.paid": {
 		orderId: string;
 		userId: string;
@@ -68,7 +72,13 @@ export interface EventPayloads {
 export type EventType = keyof EventPayloads;
 
 export const EVENT_TYPES: EventType[] = [
-	"user.registered", "product.viewed", "cart.updated", "order.paid", "order.payment_failed", "order.cancelled", "stock.low",
+	"user.registered",
+	"product.viewed",
+	"cart.updated",
+	"order.paid",
+	"order.payment_failed",
+	"order.cancelled",
+	"stock.low",
 ];
 
 export interface DomainEvent<T extends EventType = EventType> {
@@ -81,12 +91,23 @@ export interface DomainEvent<T extends EventType = EventType> {
 }
 
 /** A new event, stamped now (or at `at`, the time of the change it reports). */
-export function domainEvent<T extends EventType>(type: T, data: EventPayloads[T], at: Date = new Date()): DomainEvent<T> {
+export function domainEvent<T extends EventType>(
+	type: T,
+	data: EventPayloads[T],
+	at: Date = new Date(),
+): DomainEvent<T> {
 	return { id: randomUUID(), type, version: EVENT_VERSION, occurredAt: at.toISOString(), data };
 }
 
 /** Whether a received payload is a domain event of `type` that this code can read. */
 export function isDomainEvent<T extends EventType>(payload: any, type: T): payload is DomainEvent<T> {
-	return !!payload && typeof payload.id === "string" && payload.type === type &&
-		payload.version === EVENT_VERSION && typeof payload.occurredAt === "string" && !!payload.data && typeof payload.data === "object";
+	return (
+		!!payload &&
+		typeof payload.id === "string" &&
+		payload.type === type &&
+		payload.version === EVENT_VERSION &&
+		typeof payload.occurredAt === "string" &&
+		!!payload.data &&
+		typeof payload.data === "object"
+	);
 }

@@ -18,7 +18,10 @@ export const CHARGE_TIMEOUT_MS = 4 * config.payments.providerTimeoutMs + 2 * con
 export const paymentMethodParam = {
 	type: "string",
 	pattern: /^pm_[A-Za-z0-9_]{1,64}$/,
-	messages: { stringPattern: "The '{field}' field must be a payment-method token such as 'pm_card_visa', never a card number." },
+	messages: {
+		stringPattern:
+			"The '{field}' field must be a payment-method token such as 'pm_card_visa', never a card number.",
+	},
 } as const;
 
 /** The largest single charge, in cents (one million in major units); larger orders are refused at checkout. */

@@ -28,7 +28,17 @@ export interface Quote {
 
 /** The stored shape of a quote's fields (the mongoose schema part), for the documents that keep one: orders and invoices. */
 export const QUOTE_SCHEMA = {
-	items: [{ _id: false, productId: String, sku: String, name: String, unitPrice: Number, quantity: Number, lineTotal: Number }],
+	items: [
+		{
+			_id: false,
+			productId: String,
+			sku: String,
+			name: String,
+			unitPrice: Number,
+			quantity: Number,
+			lineTotal: Number,
+		},
+	],
 	subtotal: Number,
 	discount: Number,
 	discountCode: String,
@@ -59,5 +69,13 @@ export type PricingQuote = Quote & { missing: string[] };
 /** A quote's destination country and discount code, for the actions that take them. */
 export const quoteOptionParams = {
 	country: { type: "string", trim: true, uppercase: true, pattern: /^[A-Z]{2}$/, optional: true },
-	discountCode: { type: "string", trim: true, uppercase: true, min: 1, max: 32, pattern: /^[A-Z0-9_-]+$/, optional: true },
+	discountCode: {
+		type: "string",
+		trim: true,
+		uppercase: true,
+		min: 1,
+		max: 32,
+		pattern: /^[A-Z0-9_-]+$/,
+		optional: true,
+	},
 } as const;

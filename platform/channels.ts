@@ -90,7 +90,9 @@ export class JetStreamAdapter extends NatsAdapter {
 				this.metricsIncrement("moleculer.channels.messages.errors.total", chan);
 				const deliveries = message.info.redeliveryCount;
 				if (deliveries < chan.maxRetries) {
-					this.logger.warn(`'${chan.name}' handler of ${chan.group} failed (delivery ${deliveries}), retrying: ${error?.message}`);
+					this.logger.warn(
+						`'${chan.name}' handler of ${chan.group} failed (delivery ${deliveries}), retrying: ${error?.message}`,
+					);
 					message.nak(redeliveryDelay(deliveries));
 				} else {
 					await this.deadLetter(chan, message, error);
@@ -116,9 +118,13 @@ export class JetStreamAdapter extends NatsAdapter {
 				},
 			});
 			message.ack();
-			this.logger.error(`'${chan.name}' message ${message.seq} failed ${message.info.redeliveryCount} times in ${chan.group}; moved to ${chan.deadLettering.queueName}: ${error?.message}`);
+			this.logger.error(
+				`'${chan.name}' message ${message.seq} failed ${message.info.redeliveryCount} times in ${chan.group}; moved to ${chan.deadLettering.queueName}: ${error?.message}`,
+			);
 		} catch (publishError: any) {
-			this.logger.error(`Could not dead-letter '${chan.name}' message ${message.seq}, redelivering later: ${publishError.message}`);
+			this.logger.error(
+				`Could not dead-letter '${chan.name}' message ${message.seq}, redelivering later: ${publishError.message}`,
+			);
 			message.nak(redeliveryDelay(chan.maxRetries));
 		}
 	}
@@ -173,15 +179,22 @@ export const durableEvents = (transporter = config.transporter) => !!transporter
  */
 export function channelsMiddleware(channelNames: readonly string[], transporter = config.transporter) {
 	const adapter = durableEvents(transporter)
-		? new JetStreamAdapter({
-			nats: {
-				url: transporter,
-				connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1_000, waitOnFirstConnect: true },
-				streamConfig: { max_age: EVENT_RETENTION_DAYS * 24 * 3600 * 1000 * NANOS_PER_MS },
-				// "all": a consumer group that subscribes for the first time also gets what was published before.
-				consumerOptions: { config: { deliver_policy: "all" } },
-			},
-		}, channelNames)
+		? new JetStreamAdapter(
+				{
+					nats: {
+						url: transporter,
+						connectionOptions: {
+							maxReconnectAttempts: -1,
+							reconnectTimeWait: 1_000,
+							waitOnFirstConnect: true,
+						},
+						streamConfig: { max_age: EVENT_RETENTION_DAYS * 24 * 3600 * 1000 * NANOS_PER_MS },
+						// "all": a consumer group that subscribes for the first time also gets what was published before.
+						consumerOptions: { config: { deliver_policy: "all" } },
+					},
+				},
+				channelNames,
+			)
 		: "Fake";
 	return ChannelsMiddleware({ adapter } as Parameters<typeof ChannelsMiddleware>[0]);
 }

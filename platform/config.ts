@@ -110,12 +110,19 @@ function discountCodes(value: string | undefined): DiscountCodeSetting[] | undef
 		throw new Error("DISCOUNT_CODES must be a JSON array of discount codes");
 	}
 	const valid = (c: any) =>
-		c && typeof c.code === "string" && /^[A-Z0-9_-]{2,32}$/.test(c.code) && ["percent", "fixed"].includes(c.kind) &&
-		Number.isInteger(c.value) && c.value > 0 && (c.kind === "fixed" || c.value <= 100) &&
+		c &&
+		typeof c.code === "string" &&
+		/^[A-Z0-9_-]{2,32}$/.test(c.code) &&
+		["percent", "fixed"].includes(c.kind) &&
+		Number.isInteger(c.value) &&
+		c.value > 0 &&
+		(c.kind === "fixed" || c.value <= 100) &&
 		[c.validFrom, c.validUntil].every(d => d === undefined || !Number.isNaN(Date.parse(d))) &&
 		(c.minSubtotal === undefined || (Number.isInteger(c.minSubtotal) && c.minSubtotal >= 0));
 	if (!Array.isArray(codes) || !codes.every(valid)) {
-		throw new Error('DISCOUNT_CODES must be a JSON array like [{"code":"SPRING15","kind":"percent","value":15,"validUntil":"2027-04-01"}]');
+		throw new Error(
+			'DISCOUNT_CODES must be a JSON array like [{"code":"SPRING15","kind":"percent","value":15,"validUntil":"2027-04-01"}]',
+		);
 	}
 	return codes as DiscountCodeSetting[];
 }
@@ -155,7 +162,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			providerFailureRate: fraction(env.PAYMENT_FAILURE_RATE, "PAYMENT_FAILURE_RATE"),
 			providerTimeoutMs: Math.max(100, integer(env.PAYMENT_TIMEOUT_MS, 2_000, "PAYMENT_TIMEOUT_MS")),
 		},
-		orders: { recoverAfterMs: Math.max(1_000, integer(env.ORDER_RECOVERY_AFTER_MS, 30_000, "ORDER_RECOVERY_AFTER_MS")) },
+		orders: {
+			recoverAfterMs: Math.max(1_000, integer(env.ORDER_RECOVERY_AFTER_MS, 30_000, "ORDER_RECOVERY_AFTER_MS")),
+		},
 		notifications: { smtpUrl: optional(env.SMTP_URL), mailFrom: env.MAIL_FROM || "moleshop <shop@moleshop.local>" },
 	};
 }

@@ -108,7 +108,9 @@ function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.M
 	}
 	if (config.isTest) return { adapter: new EmbeddedStoreAdapter() };
 	fs.mkdirSync(config.dataDir, { recursive: true });
-	return { adapter: new EmbeddedStoreAdapter({ filename: path.join(config.dataDir, `${opts.collection}.db`) } as any) };
+	return {
+		adapter: new EmbeddedStoreAdapter({ filename: path.join(config.dataDir, `${opts.collection}.db`) } as any),
+	};
 }
 
 /**
@@ -124,7 +126,7 @@ const PEER_WAIT_MS = 2_000;
 function refuse(service: string, nodeID: string): Error {
 	return new Error(
 		`Refusing to start '${service}': node '${nodeID}' already runs it. On the embedded store (NeDB files) ` +
-		"a second instance would split its data; scaling stateful services needs MONGO_URI (MongoDB shared by all instances).",
+			"a second instance would split its data; scaling stateful services needs MONGO_URI (MongoDB shared by all instances).",
 	);
 }
 
@@ -190,8 +192,9 @@ const soleInstanceOnEmbeddedStore = (collection: string): Partial<ServiceSchema<
 			if (!this.broker.transit) return;
 			const deadline = Date.now() + PEER_WAIT_MS;
 			for (;;) {
-				const other = (this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[])
-					.find(service => service.name === this.name && service.nodeID !== this.broker.nodeID);
+				const other = (
+					this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[]
+				).find(service => service.name === this.name && service.nodeID !== this.broker.nodeID);
 				if (other) throw refuse(this.name, other.nodeID);
 				if (Date.now() > deadline) return;
 				await new Promise(resolve => setTimeout(resolve, 100));
@@ -213,7 +216,11 @@ let mongoServices = 0;
 /** Build the db mixin for one collection. */
 export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 	const opts = options.emitsEvents
-		? { ...options, schema: { ...options.schema, ...OUTBOX_STORAGE.field }, indexes: [...(options.indexes ?? []), OUTBOX_STORAGE.index] }
+		? {
+				...options,
+				schema: { ...options.schema, ...OUTBOX_STORAGE.field },
+				indexes: [...(options.indexes ?? []), OUTBOX_STORAGE.index],
+			}
 		: options;
 	const { adapter, model } = createAdapter(opts);
 	const mongo = !!config.mongoUri;
@@ -243,7 +250,11 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 				}
 			},
 
-			listPage(this: any, ctx: Context, { query = {}, sort, page, pageSize }: PageRequest & { query?: object; sort: string[] }) {
+			listPage(
+				this: any,
+				ctx: Context,
+				{ query = {}, sort, page, pageSize }: PageRequest & { query?: object; sort: string[] },
+			) {
 				return this._list(ctx, { query, sort, page, pageSize, limit: pageSize, offset: (page - 1) * pageSize });
 			},
 
@@ -273,12 +284,23 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 			async nextSequence(this: any, name: string): Promise<number> {
 				const _id = `sequence:${name}`;
 				if (!mongo) {
-					const { affectedDocuments } = await this.adapter.db.updateAsync({ _id }, { $inc: { seq: 1 } }, { upsert: true, returnUpdatedDocs: true });
+					const { affectedDocuments } = await this.adapter.db.updateAsync(
+						{ _id },
+						{ $inc: { seq: 1 } },
+						{ upsert: true, returnUpdatedDocs: true },
+					);
 					return affectedDocuments.seq;
 				}
-				const increment = () => this.adapter.model.collection.findOneAndUpdate({ _id }, { $inc: { seq: 1 } }, { upsert: true, returnDocument: "after" });
+				const increment = () =>
+					this.adapter.model.collection.findOneAndUpdate(
+						{ _id },
+						{ $inc: { seq: 1 } },
+						{ upsert: true, returnDocument: "after" },
+					);
 				// Two first increments at once: one upsert wins, the other retries as an update.
-				const doc = await increment().catch((err: unknown) => (this.isDuplicateKeyError(err) ? increment() : Promise.reject(err)));
+				const doc = await increment().catch((err: unknown) =>
+					this.isDuplicateKeyError(err) ? increment() : Promise.reject(err),
+				);
 				return doc.seq;
 			},
 
@@ -316,7 +338,11 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 				await this.adapter.model.init();
 			} else {
 				for (const index of opts.indexes ?? []) {
-					await this.adapter.db.ensureIndexAsync({ fieldName: index.field, unique: !!index.unique, sparse: !!index.sparse });
+					await this.adapter.db.ensureIndexAsync({
+						fieldName: index.field,
+						unique: !!index.unique,
+						sparse: !!index.sparse,
+					});
 				}
 			}
 			if (typeof this.seedDB === "function" && (await this.adapter.count()) === 0) {

@@ -51,7 +51,12 @@ export interface OutboxMethods {
 
 /** The outbox's own storage: its field in every document (a mongoose schema part) and its index. */
 export const OUTBOX_STORAGE: { field: object; index: IndexSpec } = {
-	field: { outbox: { type: [{ _id: false, id: String, type: { type: String }, version: Number, occurredAt: String, data: {} }], default: undefined } },
+	field: {
+		outbox: {
+			type: [{ _id: false, id: String, type: { type: String }, version: Number, occurredAt: String, data: {} }],
+			default: undefined,
+		},
+	},
 	index: { field: "outbox.id", sparse: true },
 };
 
@@ -98,7 +103,8 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 						if (this.relayFailing) this.logger.info("Outbox relay is publishing again.");
 						this.relayFailing = false;
 					} catch (err) {
-						if (!this.relayFailing) this.logger.warn(`Outbox relay could not publish, will retry: ${(err as Error).message}`);
+						if (!this.relayFailing)
+							this.logger.warn(`Outbox relay could not publish, will retry: ${(err as Error).message}`);
 						this.relayFailing = true;
 						return; // what is left is published by the periodic pass
 					}
@@ -112,7 +118,10 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 		/** Publish the pending events of the documents matching `query`, each document's in order; stop at the first failure. */
 		async publishOutbox(query: object) {
 			for (;;) {
-				const docs = (await this.adapter.find({ query, limit: RELAY_BATCH })) as Array<{ _id: unknown; outbox: OutboxEvent[] }>;
+				const docs = (await this.adapter.find({ query, limit: RELAY_BATCH })) as Array<{
+					_id: unknown;
+					outbox: OutboxEvent[];
+				}>;
 				for (const doc of docs) {
 					for (const event of doc.outbox) {
 						if (this.outboxStopped) return;
@@ -126,7 +135,12 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 	},
 
 	created() {
-		Object.assign(this, { outboxStopped: false, relaying: null, relayFailing: false, relayPending: { all: false, eventIds: [] } });
+		Object.assign(this, {
+			outboxStopped: false,
+			relaying: null,
+			relayFailing: false,
+			relayPending: { all: false, eventIds: [] },
+		});
 	},
 
 	started() {

@@ -33,12 +33,16 @@ interface WriteResult {
 
 /** The field names of a filter or an update, never its values (which may be secrets, such as a password hash). */
 const pathsOf = (doc: object): string[] =>
-	Object.entries(doc).flatMap(([key, value]) => (key.startsWith("$") && value && typeof value === "object" ? Object.keys(value).map(k => `${key}.${k}`) : [key]));
+	Object.entries(doc).flatMap(([key, value]) =>
+		key.startsWith("$") && value && typeof value === "object" ? Object.keys(value).map(k => `${key}.${k}`) : [key],
+	);
 
 /** A write mongoose did not send: it cast to nothing. */
 function notSent(model: mongoose.Model<any>, what: string, detail: { query: object; update?: object }): Error {
 	const named = [...pathsOf(detail.query), ...(detail.update ? pathsOf(detail.update) : [])].join(", ") || "no field";
-	return new Error(`The ${what} of '${model.collection.collectionName}' cast to nothing the schema declares (it names ${named})`);
+	return new Error(
+		`The ${what} of '${model.collection.collectionName}' cast to nothing the schema declares (it names ${named})`,
+	);
 }
 
 /** moleculer-db-adapter-mongoose, converting any stored form to an entity, with counts that are always numbers. */

@@ -14,7 +14,6 @@ import readline from "node:readline";
 import { config } from "../platform/config";
 import { TOPOLOGY } from "../cluster/topology";
 
-
 const ROOT = path.resolve(__dirname, "../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
 const NATS_PORT = 4222;
@@ -51,16 +50,27 @@ function portOpen(port: number): Promise<boolean> {
 
 async function startNats(): Promise<string> {
 	if (spawnSync("nats-server", ["--version"]).error) {
-		console.error("cluster | nats-server was not found on PATH. Install it (Debian/Ubuntu: sudo apt-get install nats-server;");
-		console.error("cluster | macOS: brew install nats-server) or point the cluster at a NATS server with TRANSPORTER=nats://host:4222.");
+		console.error(
+			"cluster | nats-server was not found on PATH. Install it (Debian/Ubuntu: sudo apt-get install nats-server;",
+		);
+		console.error(
+			"cluster | macOS: brew install nats-server) or point the cluster at a NATS server with TRANSPORTER=nats://host:4222.",
+		);
 		process.exit(1);
 	}
 	if (await portOpen(NATS_PORT)) {
-		console.error(`cluster | Port ${NATS_PORT} is taken. Stop what uses it, or set TRANSPORTER=nats://127.0.0.1:${NATS_PORT} to use that NATS.`);
+		console.error(
+			`cluster | Port ${NATS_PORT} is taken. Stop what uses it, or set TRANSPORTER=nats://127.0.0.1:${NATS_PORT} to use that NATS.`,
+		);
 		process.exit(1);
 	}
 	fs.mkdirSync(config.dataDir, { recursive: true });
-	start("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(NATS_PORT), "-js", "-sd", config.dataDir], process.env);
+	start(
+		"nats",
+		"nats-server",
+		["-a", "127.0.0.1", "-p", String(NATS_PORT), "-js", "-sd", config.dataDir],
+		process.env,
+	);
 	const deadline = Date.now() + 10_000;
 	while (!(await portOpen(NATS_PORT))) {
 		if (Date.now() > deadline) throw new Error("nats-server did not open its port within 10 s");
@@ -75,15 +85,20 @@ async function stopAll(exitCode: number) {
 	stopping = true;
 	console.log("cluster | stopping every node…");
 	const alive = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
-	const exited = (c: ChildProcess) => (alive(c) ? new Promise(resolve => c.once("exit", resolve)) : Promise.resolve());
+	const exited = (c: ChildProcess) =>
+		alive(c) ? new Promise(resolve => c.once("exit", resolve)) : Promise.resolve();
 	const stopGroup = async (group: typeof children) => {
 		group.forEach(({ child }) => alive(child) && child.kill("SIGTERM"));
-		const timer = setTimeout(() => group.forEach(({ label, child }) => {
-			if (!alive(child)) return;
-			console.error(`cluster | ${label} did not stop within ${STOP_TIMEOUT_MS / 1000} s: killed`);
-			exitCode = 1;
-			child.kill("SIGKILL");
-		}), STOP_TIMEOUT_MS);
+		const timer = setTimeout(
+			() =>
+				group.forEach(({ label, child }) => {
+					if (!alive(child)) return;
+					console.error(`cluster | ${label} did not stop within ${STOP_TIMEOUT_MS / 1000} s: killed`);
+					exitCode = 1;
+					child.kill("SIGKILL");
+				}),
+			STOP_TIMEOUT_MS,
+		);
 		await Promise.all(group.map(({ child }) => exited(child)));
 		clearTimeout(timer);
 	};
@@ -101,13 +116,18 @@ async function main() {
 	const transporter = config.transporter?.startsWith("nats://") ? config.transporter : await startNats();
 	console.log(`cluster | nodes talk over ${transporter}; the gateway listens on http://localhost:${config.port}`);
 	for (const { label, services } of TOPOLOGY) {
-		start(label, process.execPath, ["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js")], {
-			...process.env,
-			SERVICEDIR: path.join(ROOT, "dist/services"),
-			SERVICES: services,
-			TRANSPORTER: transporter,
-			HEALTH_PORT: "", // one port for seven processes would clash; the gateway has /health
-		});
+		start(
+			label,
+			process.execPath,
+			["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js")],
+			{
+				...process.env,
+				SERVICEDIR: path.join(ROOT, "dist/services"),
+				SERVICES: services,
+				TRANSPORTER: transporter,
+				HEALTH_PORT: "", // one port for seven processes would clash; the gateway has /health
+			},
+		);
 	}
 }
 

@@ -18,7 +18,16 @@ declare module "moleculer" {
 		/** moleculer-db hook, called after the adapter connected. */
 		afterConnected?: (this: any) => Promise<void> | void;
 		/** @moleculer/channels consumers: channel name → options and handler(payload, raw message). */
-		channels?: Record<string, { group?: string; maxRetries?: number; maxInFlight?: number; deadLettering?: object; handler: (this: any, payload: any, raw?: any) => Promise<void> | void }>;
+		channels?: Record<
+			string,
+			{
+				group?: string;
+				maxRetries?: number;
+				maxInFlight?: number;
+				deadLettering?: object;
+				handler: (this: any, payload: any, raw?: any) => Promise<void> | void;
+			}
+		>;
 	}
 
 	interface ServiceBroker {

@@ -10,10 +10,15 @@ export const CircuitLogger: Middleware = {
 	created(broker: ServiceBroker) {
 		const logger = broker.getLogger("circuit");
 		broker.localBus.on("$circuit-breaker.opened", ({ nodeID, action, failures, count }: any) =>
-			logger.warn(`Circuit OPEN for '${action}' on node ${nodeID} (${failures} of ${count} calls failed): calls go elsewhere or fail fast.`));
+			logger.warn(
+				`Circuit OPEN for '${action}' on node ${nodeID} (${failures} of ${count} calls failed): calls go elsewhere or fail fast.`,
+			),
+		);
 		broker.localBus.on("$circuit-breaker.half-opened", ({ nodeID, action }: any) =>
-			logger.info(`Circuit HALF-OPEN for '${action}' on node ${nodeID}: trying one call.`));
+			logger.info(`Circuit HALF-OPEN for '${action}' on node ${nodeID}: trying one call.`),
+		);
 		broker.localBus.on("$circuit-breaker.closed", ({ nodeID, action }: any) =>
-			logger.info(`Circuit CLOSED for '${action}' on node ${nodeID}: calls flow again.`));
+			logger.info(`Circuit CLOSED for '${action}' on node ${nodeID}: calls flow again.`),
+		);
 	},
 };

@@ -16,8 +16,16 @@
 import type { ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import {
-	factOf, rangeBounds, rankProducts, resolveRange, summarize,
-	type DayRange, type Fact, type FactEvent, type FactType, type RankBy,
+	factOf,
+	rangeBounds,
+	rankProducts,
+	resolveRange,
+	summarize,
+	type DayRange,
+	type Fact,
+	type FactEvent,
+	type FactType,
+	type RankBy,
 } from "./facts";
 import { CONSUMER } from "../../platform/channels";
 import { EVENT_VERSION, isDomainEvent } from "../../contracts/events";
@@ -66,7 +74,19 @@ const AnalyticsService: ServiceSchema<any, AnalyticsMethods> = {
 				productId: String,
 				amount: Number,
 				currency: String,
-				lines: { type: [{ _id: false, productId: String, sku: String, name: String, quantity: Number, lineTotal: Number }], default: undefined },
+				lines: {
+					type: [
+						{
+							_id: false,
+							productId: String,
+							sku: String,
+							name: String,
+							quantity: Number,
+							lineTotal: Number,
+						},
+					],
+					default: undefined,
+				},
 			},
 			indexes: [{ field: "eventId", unique: true }, { field: "at" }, { field: "type" }],
 		}),
@@ -118,7 +138,13 @@ const AnalyticsService: ServiceSchema<any, AnalyticsMethods> = {
 					this.facts({ type: "order.cancelled", currency }), // cancelled at any time, also after the range
 					this.facts({ type: "product.viewed", ...within }),
 				]);
-				return { from: range?.from ?? null, to: range?.to ?? null, currency, by, rows: rankProducts(facts.flat(), by, limit) };
+				return {
+					from: range?.from ?? null,
+					to: range?.to ?? null,
+					currency,
+					by,
+					rows: rankProducts(facts.flat(), by, limit),
+				};
 			},
 		},
 	},
@@ -138,7 +164,9 @@ const AnalyticsService: ServiceSchema<any, AnalyticsMethods> = {
 		 */
 		async record(type: FactType, payload: unknown) {
 			if (!isDomainEvent(payload, type)) {
-				throw new Error(`Unreadable '${type}' message: not a version ${EVENT_VERSION} domain event of that type`);
+				throw new Error(
+					`Unreadable '${type}' message: not a version ${EVENT_VERSION} domain event of that type`,
+				);
 			}
 			const { created } = await this.insertOrGet(factOf(payload as FactEvent), { eventId: payload.id });
 			if (!created) this.logger.debug(`Event ${payload.id} (${type}) was recorded before; skipped.`);

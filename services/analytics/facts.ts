@@ -59,7 +59,8 @@ export const utcDay = (date: Date): string => date.toISOString().slice(0, 10);
 export const addDays = (day: string, n: number): string => utcDay(new Date(Date.parse(day) + n * DAY_MS));
 
 /** Whether `day` is "YYYY-MM-DD" and a real calendar day (not 2025-02-30). */
-export const isCalendarDay = (day: string): boolean => DAY_PATTERN.test(day) && !Number.isNaN(Date.parse(day)) && utcDay(new Date(day)) === day;
+export const isCalendarDay = (day: string): boolean =>
+	DAY_PATTERN.test(day) && !Number.isNaN(Date.parse(day)) && utcDay(new Date(day)) === day;
 
 /** Every day of the range, in order. */
 export function daysOf(range: DayRange): string[] {
@@ -76,11 +77,23 @@ export const rangeBounds = (range: DayRange) => ({ $gte: new Date(range.from), $
  * days through `to`. A day that does not exist, `from` after `to` or more than
  * MAX_RANGE_DAYS days are refused with a 422.
  */
-export function resolveRange(from: string | undefined, to: string | undefined, today: string = utcDay(new Date())): DayRange {
-	for (const [field, day] of [["from", from], ["to", to]] as const) {
+export function resolveRange(
+	from: string | undefined,
+	to: string | undefined,
+	today: string = utcDay(new Date()),
+): DayRange {
+	for (const [field, day] of [
+		["from", from],
+		["to", to],
+	] as const) {
 		if (day !== undefined && !isCalendarDay(day)) {
 			throw unprocessable(`'${field}' must be a calendar day as YYYY-MM-DD`, "VALIDATION_ERROR", [
-				{ type: "date", field, message: `The '${field}' field must be a calendar day (YYYY-MM-DD).`, actual: day },
+				{
+					type: "date",
+					field,
+					message: `The '${field}' field must be a calendar day (YYYY-MM-DD).`,
+					actual: day,
+				},
 			]);
 		}
 	}
@@ -88,7 +101,12 @@ export function resolveRange(from: string | undefined, to: string | undefined, t
 	const first = from ?? addDays(last, 1 - DEFAULT_RANGE_DAYS);
 	if (first > last) throw unprocessable("'from' must not be after 'to'", "INVALID_RANGE", { from: first, to: last });
 	const days = (Date.parse(last) - Date.parse(first)) / DAY_MS + 1;
-	if (days > MAX_RANGE_DAYS) throw unprocessable(`A range spans at most ${MAX_RANGE_DAYS} days`, "RANGE_TOO_LONG", { from: first, to: last, days });
+	if (days > MAX_RANGE_DAYS)
+		throw unprocessable(`A range spans at most ${MAX_RANGE_DAYS} days`, "RANGE_TOO_LONG", {
+			from: first,
+			to: last,
+			days,
+		});
 	return { from: first, to: last };
 }
 
@@ -105,13 +123,22 @@ function whole(event: FactEvent, value: unknown, field: string): number {
 function linesOf(event: FactEvent, items: unknown): FactLine[] {
 	if (!Array.isArray(items)) throw unreadable(event, "'items' is not a list");
 	return items.map(({ productId, sku, name, quantity, lineTotal }) => ({
-		productId, sku, name, quantity: whole(event, quantity, "quantity"), lineTotal: whole(event, lineTotal, "lineTotal"),
+		productId,
+		sku,
+		name,
+		quantity: whole(event, quantity, "quantity"),
+		lineTotal: whole(event, lineTotal, "lineTotal"),
 	}));
 }
 
 /** The fact of an event (throws on a payload that does not follow contracts/events.ts). */
 export function factOf(event: FactEvent): Fact {
-	const when = event.type === "order.paid" ? event.data.paidAt : event.type === "order.cancelled" ? event.data.cancelledAt : undefined;
+	const when =
+		event.type === "order.paid"
+			? event.data.paidAt
+			: event.type === "order.cancelled"
+				? event.data.cancelledAt
+				: undefined;
 	const at = new Date(when && !Number.isNaN(Date.parse(when)) ? when : event.occurredAt);
 	if (Number.isNaN(at.getTime())) throw unreadable(event, "it has no valid time");
 	const base = { eventId: event.id, type: event.type, at, day: utcDay(at) };
@@ -121,11 +148,31 @@ export function factOf(event: FactEvent): Fact {
 		case "product.viewed":
 			return { ...base, productId: event.data.productId, userId: event.data.userId ?? null };
 		case "order.paid":
-			return { ...base, orderId: event.data.orderId, userId: event.data.userId, amount: whole(event, event.data.total, "total"), currency: event.data.currency, lines: linesOf(event, event.data.items) };
+			return {
+				...base,
+				orderId: event.data.orderId,
+				userId: event.data.userId,
+				amount: whole(event, event.data.total, "total"),
+				currency: event.data.currency,
+				lines: linesOf(event, event.data.items),
+			};
 		case "order.payment_failed":
-			return { ...base, orderId: event.data.orderId, userId: event.data.userId, amount: whole(event, event.data.total, "total"), currency: event.data.currency };
+			return {
+				...base,
+				orderId: event.data.orderId,
+				userId: event.data.userId,
+				amount: whole(event, event.data.total, "total"),
+				currency: event.data.currency,
+			};
 		case "order.cancelled":
-			return { ...base, orderId: event.data.orderId, userId: event.data.userId, amount: whole(event, event.data.refunded, "refunded"), currency: event.data.currency, lines: linesOf(event, event.data.items) };
+			return {
+				...base,
+				orderId: event.data.orderId,
+				userId: event.data.userId,
+				amount: whole(event, event.data.refunded, "refunded"),
+				currency: event.data.currency,
+				lines: linesOf(event, event.data.items),
+			};
 	}
 }
 
@@ -156,7 +203,9 @@ export interface Summary {
  * payments ledger does; facts outside the range or in another currency are left out.
  */
 export function summarize(facts: Fact[], range: DayRange, currency: string): Summary {
-	const days = new Map(daysOf(range).map(date => [date, { date, orders: 0, gross: 0, refunded: 0, net: 0, newUsers: 0 }]));
+	const days = new Map(
+		daysOf(range).map(date => [date, { date, orders: 0, gross: 0, refunded: 0, net: 0, newUsers: 0 }]),
+	);
 	let cancelled = 0;
 	let paymentFailed = 0;
 	for (const fact of facts) {
@@ -213,13 +262,28 @@ export interface ProductRow {
 export function rankProducts(facts: Fact[], by: RankBy, limit: number): ProductRow[] {
 	const cancelled = new Set(facts.filter(fact => fact.type === "order.cancelled").map(fact => fact.orderId));
 	const views = new Map<string, number>();
-	const rows = new Map<string, Omit<ProductRow, "orders" | "views" | "conversion"> & { orders: Set<string>; at: Date }>();
+	const rows = new Map<
+		string,
+		Omit<ProductRow, "orders" | "views" | "conversion"> & { orders: Set<string>; at: Date }
+	>();
 	for (const fact of facts) {
 		if (fact.type === "product.viewed") views.set(fact.productId!, (views.get(fact.productId!) ?? 0) + 1);
 		if (fact.type !== "order.paid") continue;
 		for (const line of fact.lines ?? []) {
 			let row = rows.get(line.productId);
-			if (!row) rows.set(line.productId, (row = { productId: line.productId, sku: line.sku, name: line.name, units: 0, revenue: 0, orders: new Set(), at: fact.at }));
+			if (!row)
+				rows.set(
+					line.productId,
+					(row = {
+						productId: line.productId,
+						sku: line.sku,
+						name: line.name,
+						units: 0,
+						revenue: 0,
+						orders: new Set(),
+						at: fact.at,
+					}),
+				);
 			if (fact.at >= row.at) Object.assign(row, { sku: line.sku, name: line.name, at: fact.at });
 			row.orders.add(fact.orderId!);
 			if (cancelled.has(fact.orderId)) continue;
@@ -231,7 +295,12 @@ export function rankProducts(facts: Fact[], by: RankBy, limit: number): ProductR
 		.map(({ orders: paidOrders, at: _at, ...row }) => {
 			const orders = paidOrders.size;
 			const viewed = views.get(row.productId) ?? 0;
-			return { ...row, orders, views: viewed, conversion: viewed ? Math.round((orders / viewed) * 10_000) / 10_000 : null };
+			return {
+				...row,
+				orders,
+				views: viewed,
+				conversion: viewed ? Math.round((orders / viewed) * 10_000) / 10_000 : null,
+			};
 		})
 		.sort((a, b) => b[by] - a[by] || (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0))
 		.slice(0, limit);

@@ -27,7 +27,11 @@ const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 /** What a 5xx says: the kind of failure and nothing about the inside. */
 const SERVER_ERRORS: Record<number, { name: string; message: string; type: string }> = {
 	500: { name: "InternalServerError", message: "Something went wrong. Please try again.", type: "INTERNAL_ERROR" },
-	503: { name: "ServiceUnavailableError", message: "The service is temporarily unavailable. Please try again.", type: "SERVICE_UNAVAILABLE" },
+	503: {
+		name: "ServiceUnavailableError",
+		message: "The service is temporarily unavailable. Please try again.",
+		type: "SERVICE_UNAVAILABLE",
+	},
 	504: { name: "GatewayTimeoutError", message: "The request timed out. Please try again.", type: "TIMEOUT" },
 };
 
@@ -43,8 +47,12 @@ const TIMED_OUT = new Set(["REQUEST_TIMEOUT", "REQUEST_SKIPPED"]);
 /** moleculer-web's own refusals: an unknown route, an undecodable parameter, a forbidden origin, a rate limit. */
 const { Errors: WebErrors } = ApiGateway;
 const GATEWAY_REFUSALS = [
-	WebErrors.BadRequestError, WebErrors.InvalidRequestBodyError, WebErrors.UnAuthorizedError, WebErrors.ForbiddenError,
-	WebErrors.NotFoundError, WebErrors.RateLimitExceeded,
+	WebErrors.BadRequestError,
+	WebErrors.InvalidRequestBodyError,
+	WebErrors.UnAuthorizedError,
+	WebErrors.ForbiddenError,
+	WebErrors.NotFoundError,
+	WebErrors.RateLimitExceeded,
 ];
 
 /**
@@ -121,10 +129,23 @@ const parseJson = bodyParser.json({ limit: config.bodyLimit, strict: true, reviv
 function jsonBody(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
 	parseJson(req, res, (err?: any) => {
 		if (!err) return next();
-		if (err.type === "entity.too.large") return next(new Errors.MoleculerClientError(`Request body is larger than ${config.bodyLimit}`, 413, "PAYLOAD_TOO_LARGE"));
+		if (err.type === "entity.too.large")
+			return next(
+				new Errors.MoleculerClientError(
+					`Request body is larger than ${config.bodyLimit}`,
+					413,
+					"PAYLOAD_TOO_LARGE",
+				),
+			);
 		const status = err.status === 415 ? 415 : 400; // an unsupported encoding or charset is 415
 		const type = err.type === "entity.parse.failed" ? "MALFORMED_JSON" : "UNREADABLE_BODY";
-		next(new Errors.MoleculerClientError(`${type === "MALFORMED_JSON" ? "Malformed JSON body" : "Unreadable request body"}: ${err.message}`, status, type));
+		next(
+			new Errors.MoleculerClientError(
+				`${type === "MALFORMED_JSON" ? "Malformed JSON body" : "Unreadable request body"}: ${err.message}`,
+				status,
+				type,
+			),
+		);
 	});
 }
 
@@ -162,7 +183,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 					"GET ready"(this: any, req: Req, res: ServerResponse) {
 						const missing = REQUIRED_SERVICES.filter(name => !this.broker.registry.hasService(name));
 						if (missing.length) res.setHeader("Retry-After", "1");
-						sendJson(res, missing.length ? 503 : 200, { status: missing.length ? "unavailable" : "ready", missing });
+						sendJson(res, missing.length ? 503 : 200, {
+							status: missing.length ? "unavailable" : "ready",
+							missing,
+						});
 					},
 				},
 			},
@@ -197,9 +221,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		/** Every error response is built here. */
 		onError(this: any, req: Req, res: ServerResponse, err: any) {
 			const code = httpStatus(err);
-			const body = code < 500
-				? { name: err.name, message: err.message, code, type: err.type, data: this.publicErrorData(err) }
-				: { code, ...(SERVER_ERRORS[code] ?? SERVER_ERRORS[500]) };
+			const body =
+				code < 500
+					? { name: err.name, message: err.message, code, type: err.type, data: this.publicErrorData(err) }
+					: { code, ...(SERVER_ERRORS[code] ?? SERVER_ERRORS[500]) };
 			if (code === 503) res.setHeader("Retry-After", "1");
 			sendJson(res, code, body);
 		},
@@ -216,7 +241,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 			const header = req.headers.authorization;
 			if (!header) return null;
 			const [scheme, token, extra] = header.split(" ");
-			if (scheme !== "Bearer" || !token || extra !== undefined) throw unauthorized("Authorization must be 'Bearer <token>'");
+			if (scheme !== "Bearer" || !token || extra !== undefined)
+				throw unauthorized("Authorization must be 'Bearer <token>'");
 			if (token.length > MAX_TOKEN_LENGTH) throw unauthorized("Invalid or expired token");
 			const user = await ctx.call<AuthUser | null, { token: string }>("users.resolveToken", { token });
 			if (!user) throw unauthorized("Invalid or expired token");

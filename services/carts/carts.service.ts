@@ -27,7 +27,11 @@ interface CartDoc {
 interface CartsMethods extends DbMethods, OutboxMethods {
 	ensureCart(userId: string): Promise<void>;
 	cartItems(userId: string): Promise<ItemRequest[]>;
-	pricedCart(ctx: ShopContext, userId: string, options?: { country?: string; discountCode?: string }): Promise<object>;
+	pricedCart(
+		ctx: ShopContext,
+		userId: string,
+		options?: { country?: string; discountCode?: string },
+	): Promise<object>;
 	changeCart(filter: object, update: StoreUpdate, change: EventPayloads["cart.updated"]): Promise<number>;
 }
 
@@ -73,9 +77,10 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 				}
 				await this.ensureCart(userId);
 				const line = `items.${productId}`;
-				const update = quantity > 0
-					? { $set: { [line]: quantity, updatedAt: new Date() } }
-					: { $unset: { [line]: true }, $set: { updatedAt: new Date() } };
+				const update =
+					quantity > 0
+						? { $set: { [line]: quantity, updatedAt: new Date() } }
+						: { $unset: { [line]: true }, $set: { updatedAt: new Date() } };
 				await this.changeCart({ userId }, update, { userId, reason: "set", lines: [{ productId, quantity }] });
 				return this.pricedCart(ctx, userId);
 			},
@@ -87,7 +92,11 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 			params: { $$strict: true },
 			async handler(ctx: ShopContext) {
 				const userId = ctx.meta.user!.id;
-				await this.changeCart({ userId }, { $set: { items: {}, updatedAt: new Date() } }, { userId, reason: "clear", lines: [] });
+				await this.changeCart(
+					{ userId },
+					{ $set: { items: {}, updatedAt: new Date() } },
+					{ userId, reason: "clear", lines: [] },
+				);
 				return this.pricedCart(ctx, userId);
 			},
 		},
@@ -113,7 +122,11 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 				for (const { productId, quantity } of items) {
 					const line = `items.${productId}`;
 					const change = { userId, reason: "checkout" as const, lines: [{ productId, quantity: 0 }] };
-					await this.changeCart({ userId, [line]: quantity }, { $unset: { [line]: true }, $set: { updatedAt: new Date() } }, change);
+					await this.changeCart(
+						{ userId, [line]: quantity },
+						{ $unset: { [line]: true }, $set: { updatedAt: new Date() } },
+						change,
+					);
 				}
 				return true;
 			},
@@ -135,12 +148,19 @@ const CartsService: ServiceSchema<any, CartsMethods> = {
 		async cartItems(userId: string) {
 			const cart = this.plain(await this.adapter.findOne({ userId })) as CartDoc | null;
 			const items = cart?.items;
-			return Object.entries((items ?? {}) as Record<string, number>).map(([productId, quantity]) => ({ productId, quantity }));
+			return Object.entries((items ?? {}) as Record<string, number>).map(([productId, quantity]) => ({
+				productId,
+				quantity,
+			}));
 		},
 
 		async pricedCart(ctx: ShopContext, userId: string, options = {}) {
 			const items = await this.cartItems(userId);
-			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, ...options }, QUOTE_CALL_OPTIONS);
+			const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>(
+				"pricing.quote",
+				{ items, ...options },
+				QUOTE_CALL_OPTIONS,
+			);
 			// Lines whose product left the catalog: shown so they can be removed (quantity 0).
 			const unavailable = items.filter(item => missing.includes(item.productId));
 			return { ...quote, ...(unavailable.length && { unavailable }) };

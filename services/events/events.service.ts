@@ -15,7 +15,8 @@ import type { ShopContext } from "../../contracts/context";
 
 const seqParam = { type: "number", integer: true, min: 1, convert: true } as const;
 
-const NO_QUEUE = "There is no dead-letter queue without durable events: run with TRANSPORTER=nats://... (NATS with JetStream)";
+const NO_QUEUE =
+	"There is no dead-letter queue without durable events: run with TRANSPORTER=nats://... (NATS with JetStream)";
 
 const EventsService: ServiceSchema = {
 	name: "events",
@@ -24,8 +25,13 @@ const EventsService: ServiceSchema = {
 		/** The oldest dead letters: channel, consumer group, error, deliveries and the event. */
 		deadLetters: {
 			auth: "admin",
-			params: { $$strict: true, limit: { type: "number", integer: true, min: 1, max: 100, default: 20, optional: true, convert: true } },
-			async handler(ctx: ShopContext<{ limit: number }>): Promise<{ durable: boolean; rows: DeadLetter[]; message?: string }> {
+			params: {
+				$$strict: true,
+				limit: { type: "number", integer: true, min: 1, max: 100, default: 20, optional: true, convert: true },
+			},
+			async handler(
+				ctx: ShopContext<{ limit: number }>,
+			): Promise<{ durable: boolean; rows: DeadLetter[]; message?: string }> {
 				if (!durableEvents()) return { durable: false, rows: [], message: NO_QUEUE };
 				return { durable: true, rows: await this.broker.channelAdapter.listDeadLetters(ctx.params.limit) };
 			},
@@ -43,7 +49,8 @@ const EventsService: ServiceSchema = {
 					this.logger.info(`Redrove dead letter ${ctx.params.seq} to '${letter.channel}'.`);
 					return letter;
 				} catch (err: any) {
-					if (err?.code === "404" || /no message found/i.test(err?.message)) throw notFound("Dead letter", String(ctx.params.seq));
+					if (err?.code === "404" || /no message found/i.test(err?.message))
+						throw notFound("Dead letter", String(ctx.params.seq));
 					throw err;
 				}
 			},

@@ -27,7 +27,14 @@ const centsParam = { type: "number", integer: true, min: 0, max: 1_000_000_000 }
 const lineParam = {
 	type: "object",
 	strict: true,
-	props: { productId: idParam, sku: "string", name: "string", unitPrice: centsParam, quantity: centsParam, lineTotal: centsParam },
+	props: {
+		productId: idParam,
+		sku: "string",
+		name: "string",
+		unitPrice: centsParam,
+		quantity: centsParam,
+		lineTotal: centsParam,
+	},
 } as const;
 
 const formatNumber = (seq: number) => `INV-${String(seq).padStart(6, "0")}`;
@@ -46,12 +53,30 @@ const InvoicesService: ServiceSchema<any, DbMethods> = {
 				...QUOTE_SCHEMA,
 				issuedAt: Date,
 			},
-			indexes: [{ field: "orderId", unique: true, sparse: true }, { field: "number", unique: true, sparse: true }, { field: "userId" }],
+			indexes: [
+				{ field: "orderId", unique: true, sparse: true },
+				{ field: "number", unique: true, sparse: true },
+				{ field: "userId" },
+			],
 		}),
 	],
 
 	settings: {
-		fields: ["number", "orderId", "userId", "items", "subtotal", "discount", "discountCode", "shipping", "tax", "total", "currency", "country", "issuedAt"],
+		fields: [
+			"number",
+			"orderId",
+			"userId",
+			"items",
+			"subtotal",
+			"discount",
+			"discountCode",
+			"shipping",
+			"tax",
+			"total",
+			"currency",
+			"country",
+			"issuedAt",
+		],
 	},
 
 	actions: {
@@ -76,7 +101,10 @@ const InvoicesService: ServiceSchema<any, DbMethods> = {
 				const existing = await this.adapter.findOne({ orderId: ctx.params.orderId });
 				if (existing) return this.toEntity(ctx, existing);
 				const seq = await this.nextSequence("invoice");
-				const { doc } = await this.insertOrGet({ ...ctx.params, seq, number: formatNumber(seq), issuedAt: new Date() }, { orderId: ctx.params.orderId });
+				const { doc } = await this.insertOrGet(
+					{ ...ctx.params, seq, number: formatNumber(seq), issuedAt: new Date() },
+					{ orderId: ctx.params.orderId },
+				);
 				return this.toEntity(ctx, doc);
 			},
 		},
@@ -86,7 +114,8 @@ const InvoicesService: ServiceSchema<any, DbMethods> = {
 			auth: "user",
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>): Promise<Invoice> {
-				const doc = (await this.adapter.findOne({ orderId: ctx.params.id })) as (Invoice & { _id: unknown }) | null;
+				const doc = (await this.adapter.findOne({ orderId: ctx.params.id })) as
+					(Invoice & { _id: unknown }) | null;
 				if (!doc || doc.userId !== ctx.meta.user!.id) throw notFound("Invoice", ctx.params.id);
 				return this.toEntity(ctx, doc);
 			},

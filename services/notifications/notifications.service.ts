@@ -22,8 +22,15 @@ import { isNotFound } from "../../platform/errors";
 import { EVENT_VERSION, isDomainEvent, type DomainEvent, type EventType } from "../../contracts/events";
 import { CHANNELS, createProviders, type Channel, type Providers } from "./providers";
 import {
-	lowStock, orderCancelled, orderConfirmation, partFor, paymentFailed, welcome,
-	type Part, type Rendered, type TemplateName,
+	lowStock,
+	orderCancelled,
+	orderConfirmation,
+	partFor,
+	paymentFailed,
+	welcome,
+	type Part,
+	type Rendered,
+	type TemplateName,
 } from "./templates";
 import type { ShopContext } from "../../contracts/context";
 import { pageParams } from "../../platform/params";
@@ -76,8 +83,19 @@ interface NotificationsMethods extends DbMethods {
 	providers: Providers;
 	customer(userId: string): Promise<Recipient[]>;
 	admins(): Promise<Recipient[]>;
-	notify(event: DomainEvent, template: TemplateName, recipients: Recipient[], render: (name: string) => Rendered): Promise<void>;
-	record(event: DomainEvent, template: TemplateName, recipient: Recipient, channel: Channel, part: Part): Promise<NotificationDoc>;
+	notify(
+		event: DomainEvent,
+		template: TemplateName,
+		recipients: Recipient[],
+		render: (name: string) => Rendered,
+	): Promise<void>;
+	record(
+		event: DomainEvent,
+		template: TemplateName,
+		recipient: Recipient,
+		channel: Channel,
+		part: Part,
+	): Promise<NotificationDoc>;
 	attempt(doc: NotificationDoc): Promise<string | null>;
 }
 
@@ -108,7 +126,9 @@ function addressOf(recipient: Recipient, channel: Channel): string | null {
 
 /** An error's message, one line and short (never a stack). */
 function shortError(err: unknown): string {
-	const message = String((err as Error)?.message ?? err).replace(/\s+/g, " ").trim();
+	const message = String((err as Error)?.message ?? err)
+		.replace(/\s+/g, " ")
+		.trim();
 	return message.length > LAST_ERROR_MAX ? `${message.slice(0, LAST_ERROR_MAX - 1)}…` : message;
 }
 
@@ -142,7 +162,19 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 	],
 
 	settings: {
-		fields: ["id", "template", "channel", "to", "subject", "body", "status", "reason", "attempts", "createdAt", "sentAt"],
+		fields: [
+			"id",
+			"template",
+			"channel",
+			"to",
+			"subject",
+			"body",
+			"status",
+			"reason",
+			"attempts",
+			"createdAt",
+			"sentAt",
+		],
 		/** SMTP server for email (`smtp://user:pass@host:port`); without one, emails are only logged. */
 		smtpUrl: config.notifications.smtpUrl,
 		mailFrom: config.notifications.mailFrom,
@@ -157,7 +189,12 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 			params: { $$strict: true, ...pageParams },
 			handler(ctx: ShopContext<{ page: number; pageSize: number }>) {
 				const { page, pageSize } = ctx.params;
-				return this.listPage(ctx, { query: { userId: ctx.meta.user!.id }, sort: ["-createdAt", "-_id"], page, pageSize });
+				return this.listPage(ctx, {
+					query: { userId: ctx.meta.user!.id },
+					sort: ["-createdAt", "-_id"],
+					page,
+					pageSize,
+				});
 			},
 		},
 	},
@@ -175,7 +212,9 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 			...CONSUMER,
 			async handler(this: NotificationsThis, payload: unknown) {
 				const event = readEvent(payload, "order.paid");
-				await this.notify(event, "order_confirmation", await this.customer(event.data.userId), name => orderConfirmation(name, event.data));
+				await this.notify(event, "order_confirmation", await this.customer(event.data.userId), name =>
+					orderConfirmation(name, event.data),
+				);
 			},
 		},
 
@@ -183,7 +222,9 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 			...CONSUMER,
 			async handler(this: NotificationsThis, payload: unknown) {
 				const event = readEvent(payload, "order.payment_failed");
-				await this.notify(event, "payment_failed", await this.customer(event.data.userId), name => paymentFailed(name, event.data));
+				await this.notify(event, "payment_failed", await this.customer(event.data.userId), name =>
+					paymentFailed(name, event.data),
+				);
 			},
 		},
 
@@ -191,7 +232,9 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 			...CONSUMER,
 			async handler(this: NotificationsThis, payload: unknown) {
 				const event = readEvent(payload, "order.cancelled");
-				await this.notify(event, "order_cancelled", await this.customer(event.data.userId), name => orderCancelled(name, event.data));
+				await this.notify(event, "order_cancelled", await this.customer(event.data.userId), name =>
+					orderCancelled(name, event.data),
+				);
 			},
 		},
 
@@ -211,7 +254,13 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 		 */
 		async customer(userId: string): Promise<Recipient[]> {
 			try {
-				return [await this.broker.call<Recipient, { id: string }>("users.get", { id: userId }, { meta: { $cache: false } })];
+				return [
+					await this.broker.call<Recipient, { id: string }>(
+						"users.get",
+						{ id: userId },
+						{ meta: { $cache: false } },
+					),
+				];
 			} catch (err) {
 				if (!isNotFound(err)) throw err;
 				this.logger.info(`User ${userId} is gone: nothing to notify.`);
@@ -227,19 +276,28 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 		 * Record and send the message of every recipient on each of their channels
 		 * (those not sent before). Throws, once all were tried, if any failed.
 		 */
-		async notify(event: DomainEvent, template: TemplateName, recipients: Recipient[], render: (name: string) => Rendered) {
+		async notify(
+			event: DomainEvent,
+			template: TemplateName,
+			recipients: Recipient[],
+			render: (name: string) => Rendered,
+		) {
 			const messages = recipients.flatMap(recipient => {
 				const rendered = render(recipient.name);
 				return channelsOf(recipient).map(channel => ({ recipient, channel, part: partFor(rendered, channel) }));
 			});
-			const failures = await Promise.all(messages.map(async ({ recipient, channel, part }) => {
-				const doc = await this.record(event, template, recipient, channel, part);
-				const error = await this.attempt(doc);
-				return error && `${channel} to user ${recipient.id}: ${error}`;
-			}));
+			const failures = await Promise.all(
+				messages.map(async ({ recipient, channel, part }) => {
+					const doc = await this.record(event, template, recipient, channel, part);
+					const error = await this.attempt(doc);
+					return error && `${channel} to user ${recipient.id}: ${error}`;
+				}),
+			);
 			const failed = failures.filter(Boolean);
 			if (failed.length) {
-				throw new Error(`${failed.length} of ${messages.length} notifications of ${event.type} event ${event.id} failed (${failed.join("; ")})`);
+				throw new Error(
+					`${failed.length} of ${messages.length} notifications of ${event.type} event ${event.id} failed (${failed.join("; ")})`,
+				);
 			}
 		},
 
@@ -251,9 +309,19 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 			const to = addressOf(recipient, channel);
 			const now = new Date();
 			const doc: NotificationDoc = {
-				key, eventId: event.id, eventType: event.type, template, userId: recipient.id, channel, to, ...part,
-				status: to ? "pending" : "skipped", attempts: 0, ...(!to && { reason: "No phone number on the account" }),
-				createdAt: now, updatedAt: now,
+				key,
+				eventId: event.id,
+				eventType: event.type,
+				template,
+				userId: recipient.id,
+				channel,
+				to,
+				...part,
+				status: to ? "pending" : "skipped",
+				attempts: 0,
+				...(!to && { reason: "No phone number on the account" }),
+				createdAt: now,
+				updatedAt: now,
 			};
 			// A concurrent delivery of the same event may have recorded it first.
 			return (await this.insertOrGet(doc, { key })).doc as NotificationDoc;
@@ -273,25 +341,40 @@ const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
 			const { key, status, attempts } = doc;
 			const claimed = await this.adapter.updateMany(
 				{ key, status, attempts },
-				{ $inc: { attempts: 1 }, $set: { status: "sending", leaseUntil: new Date(now.getTime() + SEND_LEASE_MS), updatedAt: now } },
+				{
+					$inc: { attempts: 1 },
+					$set: { status: "sending", leaseUntil: new Date(now.getTime() + SEND_LEASE_MS), updatedAt: now },
+				},
 			);
 			if (!claimed) return "another delivery is sending it";
 			try {
 				await this.providers[doc.channel].send({ to: doc.to!, subject: doc.subject, body: doc.body });
 			} catch (err) {
 				const lastError = shortError(err);
-				this.logger.warn(`Sending ${doc.template} by ${doc.channel} (${key}) failed, attempt ${attempts + 1}: ${lastError}`);
-				await this.adapter.updateMany({ key }, { $set: { status: "failed", lastError, updatedAt: new Date() }, $unset: { leaseUntil: true } });
+				this.logger.warn(
+					`Sending ${doc.template} by ${doc.channel} (${key}) failed, attempt ${attempts + 1}: ${lastError}`,
+				);
+				await this.adapter.updateMany(
+					{ key },
+					{ $set: { status: "failed", lastError, updatedAt: new Date() }, $unset: { leaseUntil: true } },
+				);
 				return lastError;
 			}
 			const sentAt = new Date();
-			await this.adapter.updateMany({ key }, { $set: { status: "sent", sentAt, updatedAt: sentAt }, $unset: { leaseUntil: true } });
+			await this.adapter.updateMany(
+				{ key },
+				{ $set: { status: "sent", sentAt, updatedAt: sentAt }, $unset: { leaseUntil: true } },
+			);
 			return null;
 		},
 	},
 
 	created() {
-		this.providers = createProviders({ smtpUrl: this.settings.smtpUrl, mailFrom: this.settings.mailFrom, logger: this.logger });
+		this.providers = createProviders({
+			smtpUrl: this.settings.smtpUrl,
+			mailFrom: this.settings.mailFrom,
+			logger: this.logger,
+		});
 	},
 
 	stopped() {

@@ -40,12 +40,20 @@ export function maskRecipient(to: string): string {
 export class SmtpEmailProvider implements Provider {
 	private readonly transport: Mail;
 
-	constructor(smtpUrl: string, private readonly from: string) {
+	constructor(
+		smtpUrl: string,
+		private readonly from: string,
+	) {
 		this.transport = nodemailer.createTransport({ url: smtpUrl, ...SMTP_TIMEOUTS });
 	}
 
 	async send(message: OutgoingMessage): Promise<void> {
-		await this.transport.sendMail({ from: this.from, to: message.to, subject: message.subject ?? "", text: message.body });
+		await this.transport.sendMail({
+			from: this.from,
+			to: message.to,
+			subject: message.subject ?? "",
+			text: message.body,
+		});
 	}
 
 	close(): void {
@@ -55,7 +63,10 @@ export class SmtpEmailProvider implements Provider {
 
 /** Logs instead of sending. */
 class LogProvider implements Provider {
-	constructor(private readonly channel: Channel, private readonly logger: Logger) {}
+	constructor(
+		private readonly channel: Channel,
+		private readonly logger: Logger,
+	) {}
 
 	async send(message: OutgoingMessage): Promise<void> {
 		const about = message.subject ?? `${message.body.length} characters`;

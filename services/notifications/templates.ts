@@ -125,7 +125,10 @@ export function paymentFailed(name: string, failure: EventPayloads["order.paymen
 /** A cancelled order, and what was refunded. */
 export function orderCancelled(name: string, cancellation: EventPayloads["order.cancelled"]): Rendered {
 	const refunded = formatMoney(cancellation.refunded, cancellation.currency);
-	const refund = cancellation.refunded > 0 ? `${refunded} was refunded to your payment method` : "nothing was charged, so there is nothing to refund";
+	const refund =
+		cancellation.refunded > 0
+			? `${refunded} was refunded to your payment method`
+			: "nothing was charged, so there is nothing to refund";
 	return {
 		email: {
 			subject: `Your ${SHOP} order was cancelled`,
@@ -138,7 +141,10 @@ export function orderCancelled(name: string, cancellation: EventPayloads["order.
 			].join("\n"),
 		},
 		sms: sms(`${SHOP}: your order was cancelled; ${refund}.`),
-		push: { title: "Order cancelled", body: cancellation.refunded > 0 ? `${refunded} refunded.` : "Your order was cancelled." },
+		push: {
+			title: "Order cancelled",
+			body: cancellation.refunded > 0 ? `${refunded} refunded.` : "Your order was cancelled.",
+		},
 	};
 }
 
@@ -152,7 +158,7 @@ export function lowStock(name: string, product: EventPayloads["stock.low"]): Ren
 				`Hi ${name},`,
 				"",
 				`stock of ${product.name} (${product.sku}, product ${product.productId}) is down to ${product.stock}, ` +
-				`at or below the threshold of ${product.threshold}. Time to restock.`,
+					`at or below the threshold of ${product.threshold}. Time to restock.`,
 			].join("\n"),
 		},
 		sms: sms(`${SHOP}: low stock of ${product.sku}, ${left}.`),

@@ -79,7 +79,9 @@ function hashRequest(params: CheckoutParams): string {
 	const lines = mergeItems(params.items ?? []).sort((a, b) => a.productId.localeCompare(b.productId));
 	const body = {
 		...(params.fromCart ? { fromCart: true } : { items: lines }),
-		country: params.country, discountCode: params.discountCode, paymentMethod: params.paymentMethod,
+		country: params.country,
+		discountCode: params.discountCode,
+		paymentMethod: params.paymentMethod,
 	};
 	return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
@@ -99,14 +101,23 @@ export const checkoutMethods: CheckoutMethods & ThisType<OrdersThis> = {
 		const now = new Date();
 		let order: OrderDoc;
 		try {
-			order = this.plain(await this.adapter.insert({
-				userId, ...priced, status: "pending", timeline: [], paymentMethod: ctx.params.paymentMethod, createdAt: now, updatedAt: now,
-				...(ctx.params.fromCart && { fromCart: true }),
-				...(key && { idempotencyKey: key, requestHash }),
-			})) as OrderDoc;
+			order = this.plain(
+				await this.adapter.insert({
+					userId,
+					...priced,
+					status: "pending",
+					timeline: [],
+					paymentMethod: ctx.params.paymentMethod,
+					createdAt: now,
+					updatedAt: now,
+					...(ctx.params.fromCart && { fromCart: true }),
+					...(key && { idempotencyKey: key, requestHash }),
+				}),
+			) as OrderDoc;
 		} catch (err) {
 			// A concurrent request with the same key got there first: answer with its order.
-			if (key && this.isDuplicateKeyError(err)) return (await this.replay(ctx, key, requestHash)) ?? this.checkout(ctx, key);
+			if (key && this.isDuplicateKeyError(err))
+				return (await this.replay(ctx, key, requestHash)) ?? this.checkout(ctx, key);
 			throw err;
 		}
 
@@ -114,8 +125,12 @@ export const checkoutMethods: CheckoutMethods & ThisType<OrdersThis> = {
 		try {
 			await ctx.call("products.reserveStock", { orderId, items: stockLines(order) });
 		} catch (err) {
-			if (isClientRefusal(err) && err.type === "OUT_OF_STOCK") await this.adapter.removeMany({ _id: order._id }); // nothing is held
-			else await this.abandonCheckout(order).catch(e => this.logger.warn(`Checkout ${orderId} is left to the sweep: ${e.message}`));
+			if (isClientRefusal(err) && err.type === "OUT_OF_STOCK")
+				await this.adapter.removeMany({ _id: order._id }); // nothing is held
+			else
+				await this.abandonCheckout(order).catch(e =>
+					this.logger.warn(`Checkout ${orderId} is left to the sweep: ${e.message}`),
+				);
 			throw err;
 		}
 		if (!(await this.transition(order, "pending", "reserved"))) {
@@ -123,7 +138,10 @@ export const checkoutMethods: CheckoutMethods & ThisType<OrdersThis> = {
 			await ctx.call("products.releaseStock", { orderId, items: stockLines(order) });
 			throw conflict("The checkout took too long and was abandoned; please try again", "CHECKOUT_ABANDONED");
 		}
-		return this.toEntity(ctx, await this.unlessInterrupted(order, () => this.settlePayment({ ...order, status: "reserved" })));
+		return this.toEntity(
+			ctx,
+			await this.unlessInterrupted(order, () => this.settlePayment({ ...order, status: "reserved" })),
+		);
 	},
 
 	async unlessInterrupted(order, step) {
@@ -131,21 +149,30 @@ export const checkoutMethods: CheckoutMethods & ThisType<OrdersThis> = {
 			return await step();
 		} catch (err) {
 			if (isClientRefusal(err)) throw err;
-			this.logger.warn(`Order ${this.encodeID(order._id)} is left to the recovery sweep: ${(err as Error)?.message}`);
+			this.logger.warn(
+				`Order ${this.encodeID(order._id)} is left to the recovery sweep: ${(err as Error)?.message}`,
+			);
 			return (await this.reload(order))!;
 		}
 	},
 
 	answerCheckout(ctx, order) {
 		if (order.status === "payment_failed") {
-			throw new Errors.MoleculerClientError(order.payment?.failureMessage ?? "The payment failed", 402, "PAYMENT_FAILED", {
-				orderId: order.id, reason: order.payment?.failureCode,
-			});
+			throw new Errors.MoleculerClientError(
+				order.payment?.failureMessage ?? "The payment failed",
+				402,
+				"PAYMENT_FAILED",
+				{
+					orderId: order.id,
+					reason: order.payment?.failureCode,
+				},
+			);
 		}
 		const location = `/api/v1/orders/${order.id}`;
 		ctx.meta.$statusCode = order.status === "reserved" ? 202 : 201;
 		ctx.meta.$location = location; // moleculer-web sends it with a 201
-		if (order.status === "reserved") ctx.meta.$responseHeaders = { ...ctx.meta.$responseHeaders, Location: location };
+		if (order.status === "reserved")
+			ctx.meta.$responseHeaders = { ...ctx.meta.$responseHeaders, Location: location };
 		return order;
 	},
 
@@ -155,7 +182,10 @@ export const checkoutMethods: CheckoutMethods & ThisType<OrdersThis> = {
 			const doc = (await this.adapter.findOne({ idempotencyKey: key })) as OrderDoc | null;
 			if (!doc) return null;
 			if (doc.requestHash !== requestHash) {
-				throw unprocessable("This Idempotency-Key was already used for a different request", "IDEMPOTENCY_KEY_REUSED");
+				throw unprocessable(
+					"This Idempotency-Key was already used for a different request",
+					"IDEMPOTENCY_KEY_REUSED",
+				);
 			}
 			const settling = doc.status === "reserved" && Date.now() < deadline;
 			if (!IN_CHECKOUT.includes(doc.status) && !settling) {
@@ -166,7 +196,8 @@ export const checkoutMethods: CheckoutMethods & ThisType<OrdersThis> = {
 				await this.abandonCheckout(this.plain(doc));
 				continue;
 			}
-			if (Date.now() > deadline) throw conflict("A request with this Idempotency-Key is still in progress", "IDEMPOTENCY_KEY_IN_USE");
+			if (Date.now() > deadline)
+				throw conflict("A request with this Idempotency-Key is still in progress", "IDEMPOTENCY_KEY_IN_USE");
 			await sleep(IDEMPOTENCY_POLL_MS);
 		}
 	},
@@ -177,26 +208,42 @@ export const checkoutMethods: CheckoutMethods & ThisType<OrdersThis> = {
 			: mergeItems(ctx.params.items!);
 		if (items.length === 0) throw unprocessable("The cart is empty", "EMPTY_CART");
 		const tooMany = items.find(item => item.quantity > MAX_QUANTITY);
-		if (tooMany) throw unprocessable(`At most ${MAX_QUANTITY} of one product per order`, "QUANTITY_TOO_LARGE", { productId: tooMany.productId });
+		if (tooMany)
+			throw unprocessable(`At most ${MAX_QUANTITY} of one product per order`, "QUANTITY_TOO_LARGE", {
+				productId: tooMany.productId,
+			});
 		return items;
 	},
 
 	async priceOrder(ctx, items) {
 		const { country, discountCode } = ctx.params;
-		const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>("pricing.quote", { items, country, discountCode }, QUOTE_CALL_OPTIONS);
+		const { missing, ...quote } = await ctx.call<PricingQuote, QuoteParams>(
+			"pricing.quote",
+			{ items, country, discountCode },
+			QUOTE_CALL_OPTIONS,
+		);
 		if (missing.length) throw notFound("Product", missing.join(","));
-		if (quote.total > MAX_CHARGE) throw unprocessable(`An order can total at most ${MAX_CHARGE} cents`, "ORDER_TOO_LARGE", { total: quote.total });
+		if (quote.total > MAX_CHARGE)
+			throw unprocessable(`An order can total at most ${MAX_CHARGE} cents`, "ORDER_TOO_LARGE", {
+				total: quote.total,
+			});
 		return quote;
 	},
 
 	async abandonCheckout(order) {
 		if (!(await this.transition(order, "pending", "abandoned", { unset: ["idempotencyKey"] }))) return false;
-		await this.broker.call("products.releaseStock", { orderId: this.encodeID(order._id), items: stockLines(order) });
+		await this.broker.call("products.releaseStock", {
+			orderId: this.encodeID(order._id),
+			items: stockLines(order),
+		});
 		return true;
 	},
 
 	async removeAbandoned(order) {
-		await this.broker.call("products.releaseStock", { orderId: this.encodeID(order._id), items: stockLines(order) });
+		await this.broker.call("products.releaseStock", {
+			orderId: this.encodeID(order._id),
+			items: stockLines(order),
+		});
 		await this.adapter.removeMany({ _id: order._id, status: "abandoned" });
 	},
 };

@@ -53,11 +53,23 @@ export interface Order extends Omit<Quote, "discountCode"> {
 }
 
 /** The orders service as its own modules see it. */
-export type OrdersThis = Service & DbMethods & OutboxMethods & CheckoutMethods & SagaMethods & { recoveryTimer?: NodeJS.Timeout };
+export type OrdersThis = Service &
+	DbMethods &
+	OutboxMethods &
+	CheckoutMethods &
+	SagaMethods & { recoveryTimer?: NodeJS.Timeout };
 
 /** An order's lines as stock moves see them. */
-export const stockLines = (order: { items: PricedLine[] }): ItemRequest[] => order.items.map(({ productId, quantity }) => ({ productId, quantity }));
+export const stockLines = (order: { items: PricedLine[] }): ItemRequest[] =>
+	order.items.map(({ productId, quantity }) => ({ productId, quantity }));
 
 /** An order's lines as its events carry them. */
 export const eventLines = (order: { items: PricedLine[] }): EventLine[] =>
-	order.items.map(({ productId, sku, name, quantity, unitPrice, lineTotal }) => ({ productId, sku, name, quantity, unitPrice, lineTotal }));
+	order.items.map(({ productId, sku, name, quantity, unitPrice, lineTotal }) => ({
+		productId,
+		sku,
+		name,
+		quantity,
+		unitPrice,
+		lineTotal,
+	}));

@@ -35,7 +35,12 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 				status: String,
 				timeline: [{ _id: false, status: String, at: Date, note: String }],
 				paymentMethod: String,
-				payment: { status: String, failureCode: String, failureMessage: String, card: { brand: String, last4: String } },
+				payment: {
+					status: String,
+					failureCode: String,
+					failureMessage: String,
+					card: { brand: String, last4: String },
+				},
 				invoiceNumber: String,
 				fromCart: Boolean,
 				paidAt: Date,
@@ -46,15 +51,37 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 				createdAt: Date,
 				updatedAt: Date,
 			},
-			indexes: [{ field: "userId" }, { field: "status" }, { field: "idempotencyKey", unique: true, sparse: true }],
+			indexes: [
+				{ field: "userId" },
+				{ field: "status" },
+				{ field: "idempotencyKey", unique: true, sparse: true },
+			],
 			emitsEvents: true,
 		}),
 	],
 
 	settings: {
 		fields: [
-			"id", "userId", "items", "subtotal", "discount", "discountCode", "shipping", "tax", "total", "currency", "country",
-			"status", "timeline", "payment", "invoiceNumber", "paidAt", "cancelledAt", "refunded", "createdAt", "updatedAt",
+			"id",
+			"userId",
+			"items",
+			"subtotal",
+			"discount",
+			"discountCode",
+			"shipping",
+			"tax",
+			"total",
+			"currency",
+			"country",
+			"status",
+			"timeline",
+			"payment",
+			"invoiceNumber",
+			"paidAt",
+			"cancelledAt",
+			"refunded",
+			"createdAt",
+			"updatedAt",
 		],
 	},
 
@@ -81,7 +108,11 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 				const { items, fromCart } = ctx.params;
 				if (!items === !fromCart) {
 					throw unprocessable("Send either items or fromCart: true", "VALIDATION_ERROR", [
-						{ type: "oneOf", field: "items", message: "Exactly one of 'items' and 'fromCart' is required." },
+						{
+							type: "oneOf",
+							field: "items",
+							message: "Exactly one of 'items' and 'fromCart' is required.",
+						},
 					]);
 				}
 				const key = ctx.meta.idempotencyKey ? `${ctx.meta.user!.id}:${ctx.meta.idempotencyKey}` : undefined;
@@ -100,14 +131,22 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
 				let doc = this.plain(await this.findEntity(ctx.params.id)) as OrderDoc | null;
-				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status)) throw notFound("Order", ctx.params.id);
-				if (doc.status === "paid" && (await this.transition(doc, "paid", "cancelling", { note: "requested by the customer" }))) {
+				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status))
+					throw notFound("Order", ctx.params.id);
+				if (
+					doc.status === "paid" &&
+					(await this.transition(doc, "paid", "cancelling", { note: "requested by the customer" }))
+				) {
 					doc = { ...doc, status: "cancelling" };
 				} else {
 					doc = (await this.reload(doc))!;
 				}
 				if (doc.status !== "cancelling") {
-					throw conflict(`The order is ${doc.status.replace("_", " ")} and cannot be cancelled`, "ORDER_NOT_CANCELLABLE", { status: doc.status });
+					throw conflict(
+						`The order is ${doc.status.replace("_", " ")} and cannot be cancelled`,
+						"ORDER_NOT_CANCELLABLE",
+						{ status: doc.status },
+					);
 				}
 				const cancelled = await this.unlessInterrupted(doc, () => this.completeCancellation(doc!));
 				if (cancelled.status === "cancelling") ctx.meta.$statusCode = 202;
@@ -130,7 +169,9 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 					revenue[order.currency] = (revenue[order.currency] ?? 0) + order.total;
 					count[order.currency] = (count[order.currency] ?? 0) + 1;
 				}
-				const averageOrder = Object.fromEntries(Object.entries(revenue).map(([currency, cents]) => [currency, Math.round(cents / count[currency])]));
+				const averageOrder = Object.fromEntries(
+					Object.entries(revenue).map(([currency, cents]) => [currency, Math.round(cents / count[currency])]),
+				);
 				return { orders: orders.length, byStatus, revenue, averageOrder };
 			},
 		},
@@ -152,7 +193,8 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
 				const doc = await this.findEntity(ctx.params.id);
-				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status)) throw notFound("Order", ctx.params.id);
+				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status))
+					throw notFound("Order", ctx.params.id);
 				return this.toEntity(ctx, doc);
 			},
 		},
@@ -163,7 +205,13 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 			params: { $$strict: true },
 			async handler() {
 				const docs = (await this.adapter.find({ query: { status: { $nin: IN_CHECKOUT } } })) as OrderDoc[];
-				return docs.map(doc => ({ id: this.encodeID(doc._id), status: doc.status, total: doc.total, currency: doc.currency, items: stockLines(doc) }));
+				return docs.map(doc => ({
+					id: this.encodeID(doc._id),
+					status: doc.status,
+					total: doc.total,
+					currency: doc.currency,
+					items: stockLines(doc),
+				}));
 			},
 		},
 
@@ -183,7 +231,8 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 
 	/** Finish what a previous run of this node left half done, and keep doing so periodically. */
 	started() {
-		const sweep = () => this.recoverOrders().catch((err: Error) => this.logger.warn(`Order recovery failed: ${err.message}`));
+		const sweep = () =>
+			this.recoverOrders().catch((err: Error) => this.logger.warn(`Order recovery failed: ${err.message}`));
 		void sweep();
 		this.recoveryTimer = setInterval(sweep, SWEEP_INTERVAL_MS);
 		this.recoveryTimer.unref();

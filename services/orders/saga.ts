@@ -60,42 +60,95 @@ export const sagaMethods: SagaMethods & ThisType<OrdersThis> = {
 	async settlePayment(order) {
 		const orderId = this.encodeID(order._id);
 		const charge = await this.broker
-			.call<ChargeOutcome, object>("payments.charge", {
-				orderId, userId: order.userId, amount: order.total, currency: order.currency, paymentMethod: order.paymentMethod,
-			}, { timeout: CHARGE_TIMEOUT_MS })
+			.call<ChargeOutcome, object>(
+				"payments.charge",
+				{
+					orderId,
+					userId: order.userId,
+					amount: order.total,
+					currency: order.currency,
+					paymentMethod: order.paymentMethod,
+				},
+				{ timeout: CHARGE_TIMEOUT_MS },
+			)
 			.catch((err: unknown): ChargeOutcome => {
 				// payments refused the charge itself (not a lost answer, not a failure of its own): nothing was taken, so it failed.
-				if (isClientRefusal(err)) return { status: "failed", failureCode: "payment_refused", failureMessage: err.message };
+				if (isClientRefusal(err))
+					return { status: "failed", failureCode: "payment_refused", failureMessage: err.message };
 				throw err;
 			});
 
 		if (charge.status === "succeeded") {
 			const { items, subtotal, discount, discountCode, shipping, tax, total, currency, country } = order;
 			const invoice = await this.broker.call<{ number: string }, object>("invoices.issue", {
-				orderId, userId: order.userId, items, subtotal, discount, ...(discountCode && { discountCode }), shipping, tax, total, currency, country,
+				orderId,
+				userId: order.userId,
+				items,
+				subtotal,
+				discount,
+				...(discountCode && { discountCode }),
+				shipping,
+				tax,
+				total,
+				currency,
+				country,
 			});
 			await this.broker.call("products.commitStock", { orderId, items: stockLines(order) });
 			const paidAt = new Date();
-			const paid = domainEvent("order.paid", {
-				orderId, userId: order.userId, items: eventLines(order), subtotal, discount, shipping, tax, total, currency,
-				invoiceNumber: invoice.number, paidAt: paidAt.toISOString(),
-			}, paidAt);
+			const paid = domainEvent(
+				"order.paid",
+				{
+					orderId,
+					userId: order.userId,
+					items: eventLines(order),
+					subtotal,
+					discount,
+					shipping,
+					tax,
+					total,
+					currency,
+					invoiceNumber: invoice.number,
+					paidAt: paidAt.toISOString(),
+				},
+				paidAt,
+			);
 			const payment: PaymentSummary = { status: "succeeded", card: charge.card };
-			await this.transition(order, "reserved", "paid", { set: { invoiceNumber: invoice.number, paidAt, payment }, events: [paid] });
+			await this.transition(order, "reserved", "paid", {
+				set: { invoiceNumber: invoice.number, paidAt, payment },
+				events: [paid],
+			});
 			if (order.fromCart) {
-				await this.broker.call("carts.removeItems", { userId: order.userId, items: stockLines(order) })
-					.catch((err: Error) => this.logger.warn(`Paid order ${orderId}: its lines stay in the cart (${err.message}).`));
+				await this.broker
+					.call("carts.removeItems", { userId: order.userId, items: stockLines(order) })
+					.catch((err: Error) =>
+						this.logger.warn(`Paid order ${orderId}: its lines stay in the cart (${err.message}).`),
+					);
 			}
 		} else if (charge.status === "failed") {
 			// The compensation of the reservation: the stock goes back before the order says it failed.
 			await this.broker.call("products.releaseStock", { orderId, items: stockLines(order) });
 			const failed = domainEvent("order.payment_failed", {
-				orderId, userId: order.userId, total: order.total, currency: order.currency, reason: charge.failureCode,
+				orderId,
+				userId: order.userId,
+				total: order.total,
+				currency: order.currency,
+				reason: charge.failureCode,
 			});
-			const payment: PaymentSummary = { status: "failed", failureCode: charge.failureCode, failureMessage: charge.failureMessage, card: charge.card };
-			await this.transition(order, "reserved", "payment_failed", { set: { payment }, events: [failed], note: charge.failureCode });
+			const payment: PaymentSummary = {
+				status: "failed",
+				failureCode: charge.failureCode,
+				failureMessage: charge.failureMessage,
+				card: charge.card,
+			};
+			await this.transition(order, "reserved", "payment_failed", {
+				set: { payment },
+				events: [failed],
+				note: charge.failureCode,
+			});
 		} else {
-			this.logger.warn(`Order ${orderId}: the payment provider's answer is not known yet; the order stays reserved.`);
+			this.logger.warn(
+				`Order ${orderId}: the payment provider's answer is not known yet; the order stays reserved.`,
+			);
 		}
 		return (await this.reload(order))!;
 	},
@@ -103,13 +156,29 @@ export const sagaMethods: SagaMethods & ThisType<OrdersThis> = {
 	async completeCancellation(order) {
 		const orderId = this.encodeID(order._id);
 		// The compensations of the payment and of the stock commit: refund in full, put the units back.
-		const refund = await this.broker.call<{ amount: number }, object>("payments.refund", { orderId }, { timeout: CHARGE_TIMEOUT_MS });
+		const refund = await this.broker.call<{ amount: number }, object>(
+			"payments.refund",
+			{ orderId },
+			{ timeout: CHARGE_TIMEOUT_MS },
+		);
 		await this.broker.call("products.restockOrder", { orderId, items: stockLines(order) });
 		const cancelledAt = new Date();
-		const cancelled = domainEvent("order.cancelled", {
-			orderId, userId: order.userId, items: eventLines(order), refunded: refund.amount, currency: order.currency, cancelledAt: cancelledAt.toISOString(),
-		}, cancelledAt);
-		await this.transition(order, "cancelling", "cancelled", { set: { cancelledAt, refunded: refund.amount }, events: [cancelled] });
+		const cancelled = domainEvent(
+			"order.cancelled",
+			{
+				orderId,
+				userId: order.userId,
+				items: eventLines(order),
+				refunded: refund.amount,
+				currency: order.currency,
+				cancelledAt: cancelledAt.toISOString(),
+			},
+			cancelledAt,
+		);
+		await this.transition(order, "cancelling", "cancelled", {
+			set: { cancelledAt, refunded: refund.amount },
+			events: [cancelled],
+		});
 		return (await this.reload(order))!;
 	},
 
@@ -133,11 +202,16 @@ export const sagaMethods: SagaMethods & ThisType<OrdersThis> = {
 
 	async recoverOrders() {
 		if (!this.storeConnected) return; // not yet: the store opens after the sweep's timer starts
-		const stale = ((await this.adapter.find({
-			query: { status: { $in: INTERMEDIATE }, updatedAt: { $lt: new Date(Date.now() - config.orders.recoverAfterMs) } },
-			sort: ["updatedAt"],
-			limit: 100,
-		} as object)) as OrderDoc[]).map(doc => this.plain(doc));
+		const stale = (
+			(await this.adapter.find({
+				query: {
+					status: { $in: INTERMEDIATE },
+					updatedAt: { $lt: new Date(Date.now() - config.orders.recoverAfterMs) },
+				},
+				sort: ["updatedAt"],
+				limit: 100,
+			} as object)) as OrderDoc[]
+		).map(doc => this.plain(doc));
 		for (const order of stale) {
 			const orderId = this.encodeID(order._id);
 			try {
@@ -147,7 +221,9 @@ export const sagaMethods: SagaMethods & ThisType<OrdersThis> = {
 			} catch (err) {
 				this.logger.warn(`Could not recover order ${orderId} (${order.status}) yet: ${(err as Error).message}`);
 				// To the back of the queue: an order that cannot be recovered now does not hold up the others.
-				await this.adapter.updateMany({ _id: order._id, status: order.status }, { $set: { updatedAt: new Date() } }).catch(() => undefined);
+				await this.adapter
+					.updateMany({ _id: order._id, status: order.status }, { $set: { updatedAt: new Date() } })
+					.catch(() => undefined);
 			}
 		}
 	},

@@ -19,7 +19,15 @@ import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { config } from "../../platform/config";
 import { conflict, notFound } from "../../platform/errors";
 import { currencyParam } from "../../platform/params";
-import { type ChargeRequest, MAX_CHARGE, paymentMethodParam, type ProviderCharge, type ProviderRefund, type RefundRequest, TEST_PAYMENT_METHODS } from "../../contracts/payments";
+import {
+	type ChargeRequest,
+	MAX_CHARGE,
+	paymentMethodParam,
+	type ProviderCharge,
+	type ProviderRefund,
+	type RefundRequest,
+	TEST_PAYMENT_METHODS,
+} from "../../contracts/payments";
 
 const keyParam = { type: "string", min: 1, max: 200 } as const;
 const amountParam = { type: "number", integer: true, min: 1, max: MAX_CHARGE } as const;
@@ -34,11 +42,25 @@ function outcome(paymentMethod: string): Pick<ProviderCharge, "status" | "failur
 		case TEST_PAYMENT_METHODS.timeout:
 			return { status: "succeeded", card: { brand: "visa", last4: "4242" } };
 		case TEST_PAYMENT_METHODS.declined:
-			return { status: "failed", failureCode: "card_declined", failureMessage: "Your card was declined.", card: { brand: "visa", last4: "0002" } };
+			return {
+				status: "failed",
+				failureCode: "card_declined",
+				failureMessage: "Your card was declined.",
+				card: { brand: "visa", last4: "0002" },
+			};
 		case TEST_PAYMENT_METHODS.processingError:
-			return { status: "failed", failureCode: "processing_error", failureMessage: "An error occurred while processing your card. Try again later.", card: { brand: "visa", last4: "0119" } };
+			return {
+				status: "failed",
+				failureCode: "processing_error",
+				failureMessage: "An error occurred while processing your card. Try again later.",
+				card: { brand: "visa", last4: "0119" },
+			};
 		default:
-			return { status: "failed", failureCode: "invalid_payment_method", failureMessage: "No such payment method." };
+			return {
+				status: "failed",
+				failureCode: "invalid_payment_method",
+				failureMessage: "No such payment method.",
+			};
 	}
 }
 
@@ -70,7 +92,17 @@ const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
 	],
 
 	settings: {
-		fields: ["key", "chargeId", "refundId", "status", "amount", "currency", "failureCode", "failureMessage", "card"],
+		fields: [
+			"key",
+			"chargeId",
+			"refundId",
+			"status",
+			"amount",
+			"currency",
+			"failureCode",
+			"failureMessage",
+			"card",
+		],
 	},
 
 	actions: {
@@ -78,7 +110,13 @@ const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
 		charge: {
 			visibility: "public",
 			retryPolicy: { enabled: false },
-			params: { $$strict: true, key: keyParam, amount: amountParam, currency: currencyParam, paymentMethod: paymentMethodParam },
+			params: {
+				$$strict: true,
+				key: keyParam,
+				amount: amountParam,
+				currency: currencyParam,
+				paymentMethod: paymentMethodParam,
+			},
 			async handler(ctx): Promise<ProviderCharge> {
 				const { key, amount, currency, paymentMethod } = ctx.params as ChargeRequest;
 				await sleep(config.payments.providerLatencyMs);
@@ -88,7 +126,12 @@ const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
 				const result = outcome(paymentMethod);
 				const injected = result.status === "succeeded" && Math.random() < config.payments.providerFailureRate;
 				const charge = await this.record<ProviderCharge>({
-					key, kind: "charge", chargeId: newId("ch"), amount, currency, createdAt: new Date(),
+					key,
+					kind: "charge",
+					chargeId: newId("ch"),
+					amount,
+					currency,
+					createdAt: new Date(),
 					...(injected ? { ...outcome(TEST_PAYMENT_METHODS.processingError), card: result.card } : result),
 				});
 				// The charge is made; its answer is lost on the way (the caller times out first).
@@ -124,9 +167,17 @@ const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
 				// A concurrent repeat of this key may have just refunded: that refund is the answer, not a second one.
 				const repeated = refunds.find(r => r.key === key);
 				if (repeated) return this.toEntity(ctx, repeated);
-				if (refunds.reduce((sum, r) => sum + r.amount, 0) + amount > charge.amount) throw conflict("Refund exceeds the charge", "REFUND_EXCEEDS_CHARGE");
+				if (refunds.reduce((sum, r) => sum + r.amount, 0) + amount > charge.amount)
+					throw conflict("Refund exceeds the charge", "REFUND_EXCEEDS_CHARGE");
 				return this.record<ProviderRefund>({
-					key, kind: "refund", refundId: newId("re"), chargeId, amount, currency: charge.currency, status: "succeeded", createdAt: new Date(),
+					key,
+					kind: "refund",
+					refundId: newId("re"),
+					chargeId,
+					amount,
+					currency: charge.currency,
+					status: "succeeded",
+					createdAt: new Date(),
 				});
 			},
 		},
@@ -137,7 +188,6 @@ const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
 		async record(doc) {
 			return this.toEntity(null, (await this.insertOrGet(doc, { key: doc.key })).doc);
 		},
-
 	},
 };
 

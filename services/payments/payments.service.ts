@@ -19,7 +19,14 @@ import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { config } from "../../platform/config";
 import { isClientRefusal } from "../../platform/errors";
 import type { ShopContext } from "../../contracts/context";
-import { CHARGE_TIMEOUT_MS, MAX_CHARGE, paymentMethodParam, type PaymentProvider, type ProviderCharge, simulatedProvider } from "../../contracts/payments";
+import {
+	CHARGE_TIMEOUT_MS,
+	MAX_CHARGE,
+	paymentMethodParam,
+	type PaymentProvider,
+	type ProviderCharge,
+	simulatedProvider,
+} from "../../contracts/payments";
 import { currencyParam, idParam } from "../../platform/params";
 
 export type EntryStatus = "pending" | "succeeded" | "failed";
@@ -40,7 +47,10 @@ export interface LedgerEntry {
 }
 
 /** What `charge` answers: the ledger entry of the order's charge. `pending` means not known yet. */
-export type ChargeResult = Pick<LedgerEntry, "orderId" | "status" | "amount" | "currency" | "failureCode" | "failureMessage" | "card">;
+export type ChargeResult = Pick<
+	LedgerEntry,
+	"orderId" | "status" | "amount" | "currency" | "failureCode" | "failureMessage" | "card"
+>;
 
 interface ChargeParams {
 	orderId: string;
@@ -83,7 +93,20 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 	],
 
 	settings: {
-		fields: ["id", "orderId", "kind", "userId", "amount", "currency", "status", "failureCode", "failureMessage", "card", "createdAt", "updatedAt"],
+		fields: [
+			"id",
+			"orderId",
+			"kind",
+			"userId",
+			"amount",
+			"currency",
+			"status",
+			"failureCode",
+			"failureMessage",
+			"card",
+			"createdAt",
+			"updatedAt",
+		],
 	},
 
 	actions: {
@@ -103,13 +126,21 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 				const { orderId, userId, amount, currency, paymentMethod } = ctx.params;
 				const key = `charge:${orderId}`;
 				let entry = await this.openEntry({ key, orderId, kind: "charge", userId, amount, currency });
-				if (entry.status === "pending" && entry.amount === 0) entry = await this.settle(entry, { status: "succeeded" }); // nothing to take
+				if (entry.status === "pending" && entry.amount === 0)
+					entry = await this.settle(entry, { status: "succeeded" }); // nothing to take
 				if (entry.status === "pending") {
-					const charge = await this.askProvider(key, () => this.provider.charge({ key, amount: entry.amount, currency: entry.currency, paymentMethod }));
+					const charge = await this.askProvider(key, () =>
+						this.provider.charge({ key, amount: entry.amount, currency: entry.currency, paymentMethod }),
+					);
 					if (charge) {
 						entry = await this.settle(entry, {
-							status: charge.status, providerId: charge.chargeId, card: charge.card,
-							...(charge.failureCode && { failureCode: charge.failureCode, failureMessage: charge.failureMessage }),
+							status: charge.status,
+							providerId: charge.chargeId,
+							card: charge.card,
+							...(charge.failureCode && {
+								failureCode: charge.failureCode,
+								failureMessage: charge.failureMessage,
+							}),
 						});
 					}
 				}
@@ -124,12 +155,25 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 			params: { $$strict: true, orderId: idParam },
 			async handler(ctx: ShopContext<{ orderId: string }>) {
 				const { orderId } = ctx.params;
-				const charge = (await this.adapter.findOne({ key: `charge:${orderId}` })) as (LedgerEntry & { providerId: string }) | null;
-				if (!charge || charge.status !== "succeeded" || charge.amount === 0) return { orderId, status: "none", amount: 0 };
+				const charge = (await this.adapter.findOne({ key: `charge:${orderId}` })) as
+					(LedgerEntry & { providerId: string }) | null;
+				if (!charge || charge.status !== "succeeded" || charge.amount === 0)
+					return { orderId, status: "none", amount: 0 };
 				const key = `refund:${orderId}`;
-				let entry = await this.openEntry({ key, orderId, kind: "refund", userId: charge.userId, amount: charge.amount, currency: charge.currency });
+				let entry = await this.openEntry({
+					key,
+					orderId,
+					kind: "refund",
+					userId: charge.userId,
+					amount: charge.amount,
+					currency: charge.currency,
+				});
 				if (entry.status === "pending") {
-					const refund = await this.provider.refund({ key, chargeId: charge.providerId, amount: entry.amount });
+					const refund = await this.provider.refund({
+						key,
+						chargeId: charge.providerId,
+						amount: entry.amount,
+					});
 					entry = await this.settle(entry, { status: refund.status, providerId: refund.refundId });
 				}
 				return this.toEntity(ctx, entry);
@@ -141,7 +185,10 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 			visibility: "public",
 			params: { $$strict: true, orderId: idParam },
 			async handler(ctx: ShopContext<{ orderId: string }>): Promise<LedgerEntry[]> {
-				const docs = await this.adapter.find({ query: { orderId: ctx.params.orderId }, sort: ["createdAt"] } as object);
+				const docs = await this.adapter.find({
+					query: { orderId: ctx.params.orderId },
+					sort: ["createdAt"],
+				} as object);
 				return this.transformDocuments(ctx, {}, docs);
 			},
 		},
@@ -152,7 +199,10 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 			params: { $$strict: true },
 			async handler() {
 				const docs = (await this.adapter.find({ query: { status: "succeeded" } })) as LedgerEntry[];
-				const totals: Record<string, { charged: number; refunded: number; net: number; charges: number; refunds: number }> = {};
+				const totals: Record<
+					string,
+					{ charged: number; refunded: number; net: number; charges: number; refunds: number }
+				> = {};
 				for (const { kind, amount, currency } of docs) {
 					const t = (totals[currency] ??= { charged: 0, refunded: 0, net: 0, charges: 0, refunds: 0 });
 					if (kind === "charge") {
@@ -176,7 +226,12 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 			if (existing) return existing;
 			const now = new Date();
 			// A concurrent repeat may have opened it first.
-			return (await this.insertOrGet({ ...entry, status: "pending", createdAt: now, updatedAt: now }, { key: entry.key })).doc;
+			return (
+				await this.insertOrGet(
+					{ ...entry, status: "pending", createdAt: now, updatedAt: now },
+					{ key: entry.key },
+				)
+			).doc;
 		},
 
 		/**
@@ -189,19 +244,26 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 				return await ask();
 			} catch (err: any) {
 				if (isClientRefusal(err)) throw err; // refused, not lost
-				this.logger.warn(`No answer from the payment provider for ${key} (${err.message}); looking the charge up.`);
+				this.logger.warn(
+					`No answer from the payment provider for ${key} (${err.message}); looking the charge up.`,
+				);
 			}
 			try {
 				return (await this.provider.findCharge(key)) ?? (await ask());
 			} catch (err: any) {
-				this.logger.warn(`The payment provider cannot tell what became of ${key} yet (${err.message}); it stays pending.`);
+				this.logger.warn(
+					`The payment provider cannot tell what became of ${key} yet (${err.message}); it stays pending.`,
+				);
 				return null;
 			}
 		},
 
 		/** Record the provider's answer on a pending entry (a concurrent repeat may have recorded it first: same answer). */
 		async settle(doc, changes) {
-			await this.adapter.updateMany({ _id: doc._id, status: "pending" }, { $set: { ...changes, updatedAt: new Date() } });
+			await this.adapter.updateMany(
+				{ _id: doc._id, status: "pending" },
+				{ $set: { ...changes, updatedAt: new Date() } },
+			);
 			return this.adapter.findById(doc._id);
 		},
 	},

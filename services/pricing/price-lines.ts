@@ -32,7 +32,14 @@ export function priceLines(items: ItemRequest[], products: CatalogProduct[]): Pr
 			missing.push(productId);
 			continue;
 		}
-		lines.push({ productId, sku: product.sku, name: product.name, unitPrice: product.price, quantity, lineTotal: product.price * quantity });
+		lines.push({
+			productId,
+			sku: product.sku,
+			name: product.name,
+			unitPrice: product.price,
+			quantity,
+			lineTotal: product.price * quantity,
+		});
 	}
 	const currencies = new Set(lines.map(line => byId.get(line.productId)!.currency));
 	return {

@@ -33,11 +33,18 @@ const PricingService: ServiceSchema = {
 			async handler(ctx: ShopContext<QuoteParams>): Promise<PricingQuote> {
 				const items = mergeItems(ctx.params.items);
 				const products = items.length
-					? await ctx.call<CatalogProduct[], { ids: string[] }>("products.getMany", { ids: items.map(item => item.productId) })
+					? await ctx.call<CatalogProduct[], { ids: string[] }>("products.getMany", {
+							ids: items.map(item => item.productId),
+						})
 					: [];
 				const priced = priceLines(items, products);
-				if (priced.mixedCurrencies) throw unprocessable("All products of one order must have the same currency", "MIXED_CURRENCIES");
-				const options = { country: ctx.params.country ?? config.defaultCountry, discountCode: ctx.params.discountCode, at: new Date() };
+				if (priced.mixedCurrencies)
+					throw unprocessable("All products of one order must have the same currency", "MIXED_CURRENCIES");
+				const options = {
+					country: ctx.params.country ?? config.defaultCountry,
+					discountCode: ctx.params.discountCode,
+					at: new Date(),
+				};
 				try {
 					return { ...quote(priced.items, priced.currency, options, RULES), missing: priced.missing };
 				} catch (err) {

@@ -34,7 +34,10 @@ export interface PricingRules {
 
 /** Why a quote cannot be made: a stable type and a sentence for the customer. */
 export class QuoteError extends Error {
-	constructor(readonly type: string, message: string) {
+	constructor(
+		readonly type: string,
+		message: string,
+	) {
 		super(message);
 	}
 }
@@ -47,18 +50,38 @@ export function proportion(amount: number, numerator: number, denominator: numbe
 function findDiscount(rules: PricingRules, code: string, subtotal: number, at: Date): DiscountCode {
 	const discount = rules.discountCodes.find(d => d.code === code.toUpperCase());
 	if (!discount) throw new QuoteError("UNKNOWN_DISCOUNT_CODE", `The discount code ${code} does not exist`);
-	if (discount.validFrom && at < new Date(discount.validFrom)) throw new QuoteError("DISCOUNT_NOT_YET_VALID", `The discount code ${discount.code} is valid from ${discount.validFrom}`);
-	if (discount.validUntil && at >= new Date(discount.validUntil)) throw new QuoteError("DISCOUNT_EXPIRED", `The discount code ${discount.code} expired on ${discount.validUntil}`);
+	if (discount.validFrom && at < new Date(discount.validFrom))
+		throw new QuoteError(
+			"DISCOUNT_NOT_YET_VALID",
+			`The discount code ${discount.code} is valid from ${discount.validFrom}`,
+		);
+	if (discount.validUntil && at >= new Date(discount.validUntil))
+		throw new QuoteError(
+			"DISCOUNT_EXPIRED",
+			`The discount code ${discount.code} expired on ${discount.validUntil}`,
+		);
 	if (discount.minSubtotal && subtotal < discount.minSubtotal) {
-		throw new QuoteError("DISCOUNT_MIN_SUBTOTAL", `The discount code ${discount.code} needs a subtotal of at least ${discount.minSubtotal} cents`);
+		throw new QuoteError(
+			"DISCOUNT_MIN_SUBTOTAL",
+			`The discount code ${discount.code} needs a subtotal of at least ${discount.minSubtotal} cents`,
+		);
 	}
 	return discount;
 }
 
 /** Quote `items` for delivery to `country`, with an optional discount code, at the moment `at`. */
-export function quote(items: PricedLine[], currency: string, opts: { country: string; discountCode?: string; at: Date }, rules: PricingRules): Quote {
+export function quote(
+	items: PricedLine[],
+	currency: string,
+	opts: { country: string; discountCode?: string; at: Date },
+	rules: PricingRules,
+): Quote {
 	const rule = rules.countries[opts.country];
-	if (!rule) throw new QuoteError("UNSUPPORTED_COUNTRY", `We do not ship to ${opts.country}; we ship to ${Object.keys(rules.countries).join(", ")}`);
+	if (!rule)
+		throw new QuoteError(
+			"UNSUPPORTED_COUNTRY",
+			`We do not ship to ${opts.country}; we ship to ${Object.keys(rules.countries).join(", ")}`,
+		);
 
 	const subtotal = items.reduce((sum, line) => sum + line.lineTotal, 0);
 	let discount = 0;
@@ -71,7 +94,17 @@ export function quote(items: PricedLine[], currency: string, opts: { country: st
 	const discounted = subtotal - discount;
 	const shipping = items.length === 0 || discounted >= rules.freeShippingFrom ? 0 : rule.shipping;
 	const tax = proportion(discounted + shipping, rule.taxRate, 10_000);
-	return { items, subtotal, discount, ...(discountCode && { discountCode }), shipping, tax, total: discounted + shipping + tax, currency, country: opts.country };
+	return {
+		items,
+		subtotal,
+		discount,
+		...(discountCode && { discountCode }),
+		shipping,
+		tax,
+		total: discounted + shipping + tax,
+		currency,
+		country: opts.country,
+	};
 }
 
 /** Where moleshop ships, what it costs and the tax rate there. */
@@ -90,5 +123,11 @@ export const DEFAULT_COUNTRIES: Record<string, CountryRule> = {
 export const DEFAULT_DISCOUNT_CODES: DiscountCode[] = [
 	{ code: "WELCOME10", kind: "percent", value: 10 },
 	{ code: "SAVE5", kind: "fixed", value: 500, minSubtotal: 2500 },
-	{ code: "BLACKFRIDAY25", kind: "percent", value: 25, validFrom: "2026-11-27T00:00:00Z", validUntil: "2026-12-01T00:00:00Z" },
+	{
+		code: "BLACKFRIDAY25",
+		kind: "percent",
+		value: 25,
+		validFrom: "2026-11-27T00:00:00Z",
+		validUntil: "2026-12-01T00:00:00Z",
+	},
 ];

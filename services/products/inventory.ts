@@ -96,7 +96,10 @@ export const inventoryActions: ActionsFor<ProductsThis> = {
 			const reservation = `reservations.${ctx.params.orderId}`;
 			for (const item of byProductId(ctx.params.items)) {
 				if (!this.isValidId(item.productId)) continue;
-				await this.adapter.updateMany({ _id: this.decodeID(item.productId), [reservation]: { $exists: true } }, { $unset: { [reservation]: true } });
+				await this.adapter.updateMany(
+					{ _id: this.decodeID(item.productId), [reservation]: { $exists: true } },
+					{ $unset: { [reservation]: true } },
+				);
 			}
 			return { orderId: ctx.params.orderId };
 		},
@@ -157,9 +160,15 @@ export const inventoryMethods: InventoryMethods & ThisType<ProductsThis> = {
 			if (!doc || doc.stock < quantity) return false;
 			const left = doc.stock - quantity;
 			const crossing = left <= threshold && doc.stock > threshold;
-			const event = crossing && domainEvent("stock.low", { productId, sku: doc.sku, name: doc.name, stock: left, threshold });
+			const event =
+				crossing &&
+				domainEvent("stock.low", { productId, sku: doc.sku, name: doc.name, stock: left, threshold });
 			// The condition keeps the outcome on the side of the threshold this read saw, so no crossing goes unnoticed.
-			const stock = crossing ? doc.stock : doc.stock > threshold ? { $gte: threshold + quantity + 1 } : { $gte: quantity, $lte: threshold };
+			const stock = crossing
+				? doc.stock
+				: doc.stock > threshold
+					? { $gte: threshold + quantity + 1 }
+					: { $gte: quantity, $lte: threshold };
 			const taken = await this.updateWithEvents(
 				{ _id, stock, [reservation]: { $exists: false } },
 				{ $inc: { stock: -quantity }, $set: { [reservation]: quantity, updatedAt: new Date() } },
@@ -186,7 +195,9 @@ export const inventoryMethods: InventoryMethods & ThisType<ProductsThis> = {
 
 	/** The requested lines that the current stock cannot cover, with what is available. */
 	async shortItems(items: ItemRequest[]) {
-		const docs = (await this.adapter.findByIds(items.filter(i => this.isValidId(i.productId)).map(i => this.decodeID(i.productId)))) as any[];
+		const docs = (await this.adapter.findByIds(
+			items.filter(i => this.isValidId(i.productId)).map(i => this.decodeID(i.productId)),
+		)) as any[];
 		const stock = new Map(docs.map(doc => [String(doc._id), doc.stock as number]));
 		return items
 			.map(item => ({ ...item, available: stock.get(item.productId) ?? 0 }))

@@ -86,7 +86,18 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 	],
 
 	settings: {
-		fields: ["id", "sku", "name", "description", "price", "currency", "category", "stock", "createdAt", "updatedAt"],
+		fields: [
+			"id",
+			"sku",
+			"name",
+			"description",
+			"price",
+			"currency",
+			"category",
+			"stock",
+			"createdAt",
+			"updatedAt",
+		],
 	},
 
 	actions: {
@@ -103,16 +114,33 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 				sort: { type: "enum", values: SORTS, optional: true, default: "name" },
 				...pageParams,
 			},
-			handler(ctx: ShopContext<{ q?: string; category?: string; minPrice?: number; maxPrice?: number; sort: string; page: number; pageSize: number }>) {
+			handler(
+				ctx: ShopContext<{
+					q?: string;
+					category?: string;
+					minPrice?: number;
+					maxPrice?: number;
+					sort: string;
+					page: number;
+					pageSize: number;
+				}>,
+			) {
 				const { q, category, minPrice, maxPrice, sort, page, pageSize } = ctx.params;
 				const query: Record<string, unknown> = {};
 				if (q) {
 					const pattern = new RegExp(escapeRegExp(q), "i");
-					query.$or = [{ name: { $regex: pattern } }, { description: { $regex: pattern } }, { sku: { $regex: pattern } }];
+					query.$or = [
+						{ name: { $regex: pattern } },
+						{ description: { $regex: pattern } },
+						{ sku: { $regex: pattern } },
+					];
 				}
 				if (category) query.category = category;
 				if (minPrice != null || maxPrice != null) {
-					query.price = { ...(minPrice != null && { $gte: minPrice }), ...(maxPrice != null && { $lte: maxPrice }) };
+					query.price = {
+						...(minPrice != null && { $gte: minPrice }),
+						...(maxPrice != null && { $lte: maxPrice }),
+					};
 				}
 				return this.listPage(ctx, { query, sort: [sort], page, pageSize });
 			},
@@ -140,8 +168,12 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
 				const product = await ctx.call<Product, { id: string }>("products.get", { id: ctx.params.id });
-				const viewed = domainEvent("product.viewed", { productId: product.id, userId: ctx.meta.user?.id ?? null });
-				this.broker.sendToChannel(viewed.type, viewed, { msgID: viewed.id })
+				const viewed = domainEvent("product.viewed", {
+					productId: product.id,
+					userId: ctx.meta.user?.id ?? null,
+				});
+				this.broker
+					.sendToChannel(viewed.type, viewed, { msgID: viewed.id })
 					.catch((err: Error) => this.logger.debug(`A product view was not recorded: ${err.message}`));
 				return product;
 			},
@@ -162,10 +194,17 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 		/** Products whose stock is at or below `threshold` (LOW_STOCK_THRESHOLD by default), lowest first. */
 		lowStock: {
 			visibility: "public",
-			params: { $$strict: true, threshold: { type: "number", integer: true, min: 0, max: MAX_STOCK, convert: true, optional: true } },
+			params: {
+				$$strict: true,
+				threshold: { type: "number", integer: true, min: 0, max: MAX_STOCK, convert: true, optional: true },
+			},
 			async handler(ctx: ShopContext<{ threshold?: number }>) {
 				const threshold = ctx.params.threshold ?? config.lowStockThreshold;
-				const docs = await this.adapter.find({ query: { stock: { $lte: threshold } }, sort: ["stock"], limit: 100 } as object);
+				const docs = await this.adapter.find({
+					query: { stock: { $lte: threshold } },
+					sort: ["stock"],
+					limit: 100,
+				} as object);
 				return this.transformDocuments(ctx, {}, docs);
 			},
 		},
@@ -183,7 +222,11 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			},
 			async handler(ctx: ShopContext<Omit<Product, "id" | "createdAt" | "updatedAt">>) {
 				const now = new Date();
-				const product = await this.saveProduct(ctx, () => this.adapter.insert({ ...ctx.params, createdAt: now, updatedAt: now }), "created");
+				const product = await this.saveProduct(
+					ctx,
+					() => this.adapter.insert({ ...ctx.params, createdAt: now, updatedAt: now }),
+					"created",
+				);
 				ctx.meta.$statusCode = 201;
 				ctx.meta.$location = `/api/v1/products/${product.id}`;
 				return product;
@@ -197,7 +240,11 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			async handler(ctx: ShopContext<Partial<Product> & { id: string }>) {
 				const { id, ...changes } = ctx.params;
 				if (!(await this.findEntity(id))) throw notFound("Product", id);
-				return this.saveProduct(ctx, () => this.adapter.updateById(this.decodeID(id), { $set: { ...changes, updatedAt: new Date() } }), "updated");
+				return this.saveProduct(
+					ctx,
+					() => this.adapter.updateById(this.decodeID(id), { $set: { ...changes, updatedAt: new Date() } }),
+					"updated",
+				);
 			},
 		},
 
@@ -227,7 +274,8 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			try {
 				doc = await save();
 			} catch (err) {
-				if (this.isDuplicateKeyError(err)) throw conflict("A product with this SKU already exists", "SKU_TAKEN");
+				if (this.isDuplicateKeyError(err))
+					throw conflict("A product with this SKU already exists", "SKU_TAKEN");
 				throw err;
 			}
 			await this.entityChanged(type, doc, ctx);

@@ -108,7 +108,11 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			auth: "public",
 			bulkhead: HASHING_BULKHEAD,
 			timeout: HASHING_TIMEOUT_MS,
-			params: { $$strict: true, email: { type: "string", max: 254, trim: true, lowercase: true }, password: { type: "string", max: 128 } },
+			params: {
+				$$strict: true,
+				email: { type: "string", max: 254, trim: true, lowercase: true },
+				password: { type: "string", max: 128 },
+			},
 			async handler(ctx: ShopContext<{ email: string; password: string }>) {
 				const doc = (await this.adapter.findOne({ email: ctx.params.email })) as any;
 				// Verify against a dummy hash when there is no such user, so both answers take as long.
@@ -141,7 +145,14 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 					type: "object",
 					optional: true,
 					strict: true,
-					props: { channels: { type: "array", unique: true, max: CHANNELS.length, items: { type: "enum", values: CHANNELS } } },
+					props: {
+						channels: {
+							type: "array",
+							unique: true,
+							max: CHANNELS.length,
+							items: { type: "enum", values: CHANNELS },
+						},
+					},
 				},
 			},
 			async handler(ctx: ShopContext<{ name?: string; phone?: string; preferences?: { channels: string[] } }>) {
@@ -232,11 +243,29 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			const now = new Date();
 			const existing = await this.adapter.findOne({ email: adminEmail });
 			if (existing) {
-				await this.adapter.updateMany({ email: adminEmail }, { $set: { passwordHash, role: "admin", updatedAt: now } });
+				await this.adapter.updateMany(
+					{ email: adminEmail },
+					{ $set: { passwordHash, role: "admin", updatedAt: now } },
+				);
 			} else {
-				const { created } = await this.insertOrGet({ name: "Administrator", email: adminEmail, passwordHash, role: "admin", preferences: { channels: ["email"] }, createdAt: now, updatedAt: now }, { email: adminEmail });
+				const { created } = await this.insertOrGet(
+					{
+						name: "Administrator",
+						email: adminEmail,
+						passwordHash,
+						role: "admin",
+						preferences: { channels: ["email"] },
+						createdAt: now,
+						updatedAt: now,
+					},
+					{ email: adminEmail },
+				);
 				// Another node created it at the same moment: make sure it carries our password and role.
-				if (!created) await this.adapter.updateMany({ email: adminEmail }, { $set: { passwordHash, role: "admin", updatedAt: now } });
+				if (!created)
+					await this.adapter.updateMany(
+						{ email: adminEmail },
+						{ $set: { passwordHash, role: "admin", updatedAt: now } },
+					);
 			}
 			await this.clearCache();
 			this.logger.info(`Admin account ${adminEmail} is ready.`);
@@ -250,7 +279,8 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 			throw new Error("JWT_SECRET must be set when NODE_ENV=production; refusing to start.");
 		} else {
 			this.jwtSecret = DEV_JWT_SECRET;
-			if (!config.isTest) this.logger.warn("JWT_SECRET is not set: using the development secret. Never do this in production.");
+			if (!config.isTest)
+				this.logger.warn("JWT_SECRET is not set: using the development secret. Never do this in production.");
 		}
 	},
 

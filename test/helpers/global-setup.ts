@@ -16,12 +16,14 @@ export default async function globalSetup() {
 		process.env.MONGO_STANDIN_URI = standIn.uri;
 		console.log(
 			"\nMONGO_URI is not set: the suite runs twice, on the embedded NeDB store [nedb] and on the MongoDB path [mongodb]\n" +
-			`against the MongoDB stand-in on ${standIn.uri} (mongoose and the real driver; NeDB's engine behind MongoDB's wire protocol).\n` +
-			"Set MONGO_URI=mongodb://… to run the suite against a real MongoDB.",
+				`against the MongoDB stand-in on ${standIn.uri} (mongoose and the real driver; NeDB's engine behind MongoDB's wire protocol).\n` +
+				"Set MONGO_URI=mongodb://… to run the suite against a real MongoDB.",
 		);
 	}
 	if (!natsServerInstalled()) {
-		console.log("NOTICE: nats-server is not installed: the cluster tests over NATS are skipped (apt-get install nats-server).");
+		console.log(
+			"NOTICE: nats-server is not installed: the cluster tests over NATS are skipped (apt-get install nats-server).",
+		);
 	}
 	console.log("");
 }

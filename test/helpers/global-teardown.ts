@@ -7,7 +7,10 @@ export default async function globalTeardown() {
 	if (process.env.MONGO_URI) {
 		// A server that does not let this user list or drop databases keeps them: say so, the run itself passed or failed already.
 		await dropRunDatabases(process.env.MONGO_URI, process.env.MOLESHOP_TEST_RUN!).catch((err: Error) =>
-			console.warn(`Could not drop the test databases moleshop_test_${process.env.MOLESHOP_TEST_RUN}_* on MONGO_URI: ${err.message}`));
+			console.warn(
+				`Could not drop the test databases moleshop_test_${process.env.MOLESHOP_TEST_RUN}_* on MONGO_URI: ${err.message}`,
+			),
+		);
 	}
 	await standIn?.close();
 }

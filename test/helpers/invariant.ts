@@ -28,14 +28,17 @@ export async function checkInvariant(broker: ServiceBroker, initialStock: Record
 			payment_failed: charged.length === 0 && refunded.length === 0,
 			cancelled: charged.length === 1 && refunded.length === 1 && refunded[0] === charged[0],
 		}[order.status];
-		if (!agrees) problems.push(`order ${order.id} is ${order.status} with charges [${charged}] and refunds [${refunded}]`);
-		if (order.status === "paid") for (const { productId, quantity } of order.items) sold[productId] = (sold[productId] ?? 0) + quantity;
+		if (!agrees)
+			problems.push(`order ${order.id} is ${order.status} with charges [${charged}] and refunds [${refunded}]`);
+		if (order.status === "paid")
+			for (const { productId, quantity } of order.items) sold[productId] = (sold[productId] ?? 0) + quantity;
 	}
 	const ids = Object.keys(initialStock);
 	const products = ids.length ? await broker.call<any[], object>("products.getMany", { ids }) : [];
 	for (const product of products) {
 		const expected = initialStock[product.id] - (sold[product.id] ?? 0);
-		if (product.stock !== expected) problems.push(`product ${product.id} has ${product.stock} in stock, expected ${expected}`);
+		if (product.stock !== expected)
+			problems.push(`product ${product.id} has ${product.stock} in stock, expected ${expected}`);
 	}
 	expect(problems).toEqual([]);
 	return orders;

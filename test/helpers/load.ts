@@ -17,7 +17,12 @@ export interface Load {
  * Run `request` (which resolves with an HTTP status) from `concurrency` workers
  * until `stop()` or `maxMs`. A request counts as failed unless it answers 2xx.
  */
-export function steadyLoad(request: (signal: AbortSignal) => Promise<number>, concurrency = 4, maxMs = 120_000, pauseMs = 50): Load {
+export function steadyLoad(
+	request: (signal: AbortSignal) => Promise<number>,
+	concurrency = 4,
+	maxMs = 120_000,
+	pauseMs = 50,
+): Load {
 	let running = true;
 	const started = Date.now();
 	const result: LoadResult = { ok: 0, failures: [], maxLatencyMs: 0 };

@@ -4,7 +4,8 @@
 import { recordTranslations } from "./mongo-translation";
 
 if (!process.env.MONGO_URI) {
-	if (!process.env.MONGO_STANDIN_URI) throw new Error("Neither MONGO_URI nor the MongoDB stand-in (test/helpers/global-setup.ts) is there");
+	if (!process.env.MONGO_STANDIN_URI)
+		throw new Error("Neither MONGO_URI nor the MongoDB stand-in (test/helpers/global-setup.ts) is there");
 	process.env.MONGO_URI = process.env.MONGO_STANDIN_URI;
 }
 recordTranslations();

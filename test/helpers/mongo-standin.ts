@@ -44,12 +44,18 @@ const OID_TAG = "\u0000oid:";
 
 /** A command failure, answered as `{ ok: 0, errmsg, code, codeName }`. */
 class CommandError extends Error {
-	constructor(message: string, readonly code: number, readonly codeName: string, readonly extra: Doc = {}) {
+	constructor(
+		message: string,
+		readonly code: number,
+		readonly codeName: string,
+		readonly extra: Doc = {},
+	) {
 		super(message);
 	}
 }
 
-const unsupported = (what: string) => new CommandError(`The MongoDB stand-in does not implement ${what}`, 115, "CommandNotSupported");
+const unsupported = (what: string) =>
+	new CommandError(`The MongoDB stand-in does not implement ${what}`, 115, "CommandNotSupported");
 
 /** A BSON value as NeDB stores it. */
 function toStore(value: any): any {
@@ -75,7 +81,8 @@ function fromStore(value: any): any {
 /** A query as NeDB reads it: `{ $regex: "text", $options: "i" }` becomes a RegExp. */
 function toQuery(filter: Doc = {}): Doc {
 	const walk = (value: any): any => {
-		if (value === null || typeof value !== "object" || value instanceof Date || value instanceof RegExp) return value;
+		if (value === null || typeof value !== "object" || value instanceof Date || value instanceof RegExp)
+			return value;
 		if (Array.isArray(value)) return value.map(walk);
 		if (typeof value.$regex === "string") {
 			const { $regex, $options, ...rest } = value;
@@ -85,7 +92,8 @@ function toQuery(filter: Doc = {}): Doc {
 			const { $regex, $options, ...rest } = value;
 			return { ...walk(rest), $regex: new RegExp($regex.source, $options) };
 		}
-		for (const op of ["$type", "$expr", "$where", "$text", "$jsonSchema", "$all", "$mod"]) if (op in value) throw unsupported(`the query operator ${op}`);
+		for (const op of ["$type", "$expr", "$where", "$text", "$jsonSchema", "$all", "$mod"])
+			if (op in value) throw unsupported(`the query operator ${op}`);
 		return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
 	};
 	return walk(toStore(filter));
@@ -107,37 +115,67 @@ class Collection {
 
 	async createIndex(spec: IndexSpec) {
 		const fields = Object.keys(spec.key);
-		if (fields.length !== 1 || ![1, -1].includes(spec.key[fields[0]])) throw unsupported(`the index ${JSON.stringify(spec.key)} (only single-field ascending or descending indexes)`);
+		if (fields.length !== 1 || ![1, -1].includes(spec.key[fields[0]]))
+			throw unsupported(
+				`the index ${JSON.stringify(spec.key)} (only single-field ascending or descending indexes)`,
+			);
 		const existing = this.indexes.find(index => index.name === spec.name);
 		if (existing) {
 			if (!!existing.unique !== !!spec.unique || !!existing.sparse !== !!spec.sparse) {
-				throw new CommandError(`An existing index has the same name as the requested index: ${spec.name}`, 86, "IndexKeySpecsConflict");
+				throw new CommandError(
+					`An existing index has the same name as the requested index: ${spec.name}`,
+					86,
+					"IndexKeySpecsConflict",
+				);
 			}
 			return;
 		}
 		if (fields[0] !== "_id") {
 			try {
-				await this.store.ensureIndexAsync({ fieldName: fields[0], unique: !!spec.unique, sparse: !!spec.sparse });
+				await this.store.ensureIndexAsync({
+					fieldName: fields[0],
+					unique: !!spec.unique,
+					sparse: !!spec.sparse,
+				});
 			} catch (err) {
 				throw this.writeError(err);
 			}
 		}
-		this.indexes.push({ v: 2, key: spec.key, name: spec.name, ...(spec.unique && { unique: true }), ...(spec.sparse && { sparse: true }) });
+		this.indexes.push({
+			v: 2,
+			key: spec.key,
+			name: spec.name,
+			...(spec.unique && { unique: true }),
+			...(spec.sparse && { sparse: true }),
+		});
 	}
 
 	/** NeDB's unique violation as MongoDB's E11000, naming the index. */
 	writeError(err: any): CommandError {
 		if (err?.errorType !== "uniqueViolated") return new CommandError(String(err?.message ?? err), 2, "BadValue");
-		const storeIndexes = (this.store as unknown as { indexes: Record<string, { getMatching(key: unknown): unknown[] }> }).indexes;
-		const index = this.indexes.find(i => i.unique && storeIndexes[Object.keys(i.key)[0]]?.getMatching(err.key).length) ?? this.indexes[0];
+		const storeIndexes = (
+			this.store as unknown as { indexes: Record<string, { getMatching(key: unknown): unknown[] }> }
+		).indexes;
+		const index =
+			this.indexes.find(i => i.unique && storeIndexes[Object.keys(i.key)[0]]?.getMatching(err.key).length) ??
+			this.indexes[0];
 		const field = Object.keys(index.key)[0];
 		const keyValue = { [field]: fromStore(err.key) };
-		return new CommandError(`E11000 duplicate key error collection: ${this.ns} index: ${index.name} dup key: ${JSON.stringify(keyValue)}`, 11000, "DuplicateKey", {
-			keyPattern: index.key, keyValue,
-		});
+		return new CommandError(
+			`E11000 duplicate key error collection: ${this.ns} index: ${index.name} dup key: ${JSON.stringify(keyValue)}`,
+			11000,
+			"DuplicateKey",
+			{
+				keyPattern: index.key,
+				keyValue,
+			},
+		);
 	}
 
-	async find(filter: Doc, opts: { sort?: Doc; skip?: number; limit?: number; projection?: Doc } = {}): Promise<Doc[]> {
+	async find(
+		filter: Doc,
+		opts: { sort?: Doc; skip?: number; limit?: number; projection?: Doc } = {},
+	): Promise<Doc[]> {
 		let cursor = this.store.findAsync(toQuery(filter), projectionOf(opts.projection));
 		if (opts.sort && Object.keys(opts.sort).length) {
 			for (const [field, direction] of Object.entries(opts.sort)) {
@@ -163,21 +201,36 @@ class Collection {
 	 * One update statement: `{ n, nModified, upserted? }` like MongoDB. An upsert
 	 * that matches nothing inserts the query's equality fields with the update applied.
 	 */
-	async update(q: Doc, u: Doc | Doc[], { multi = false, upsert = false } = {}): Promise<{ n: number; nModified: number; upserted?: unknown; doc?: Doc }> {
+	async update(
+		q: Doc,
+		u: Doc | Doc[],
+		{ multi = false, upsert = false } = {},
+	): Promise<{ n: number; nModified: number; upserted?: unknown; doc?: Doc }> {
 		if (Array.isArray(u)) throw unsupported("pipeline updates");
 		refuseConflicts(u);
 		const { $setOnInsert, ...update } = u;
 		for (const op of Object.keys(update)) {
-			if (op.startsWith("$") && !["$set", "$unset", "$inc", "$push", "$pull", "$addToSet", "$pop", "$min", "$max"].includes(op)) throw unsupported(`the update operator ${op}`);
+			if (
+				op.startsWith("$") &&
+				!["$set", "$unset", "$inc", "$push", "$pull", "$addToSet", "$pop", "$min", "$max"].includes(op)
+			)
+				throw unsupported(`the update operator ${op}`);
 		}
 		const query = toQuery(q);
 		const matched = await this.store.findAsync(query);
 		const targets = multi ? matched : matched.slice(0, 1);
 		if (targets.length === 0) {
 			if (!upsert) return { n: 0, nModified: 0 };
-			const base = Object.fromEntries(Object.entries(q).filter(([k, v]) => !k.startsWith("$") && !isOperatorObject(v)));
+			const base = Object.fromEntries(
+				Object.entries(q).filter(([k, v]) => !k.startsWith("$") && !isOperatorObject(v)),
+			);
 			const replacement = !Object.keys(update).some(k => k.startsWith("$"));
-			let doc = replacement ? { ...update, ...(base._id !== undefined && { _id: base._id }) } : applyUpdate({ ...base }, { ...update, ...($setOnInsert && { $set: { ...update.$set, ...$setOnInsert } }) });
+			let doc = replacement
+				? { ...update, ...(base._id !== undefined && { _id: base._id }) }
+				: applyUpdate(
+						{ ...base },
+						{ ...update, ...($setOnInsert && { $set: { ...update.$set, ...$setOnInsert } }) },
+					);
 			if (doc._id === undefined) doc = { _id: new ObjectId(), ...doc };
 			await this.insert(doc);
 			return { n: 1, nModified: 0, upserted: doc._id, doc };
@@ -187,7 +240,11 @@ class Collection {
 		for (const before of targets) {
 			let result;
 			try {
-				result = await this.store.updateAsync({ _id: before._id }, Object.keys(update).length ? toStore(update) : { $set: {} }, { returnUpdatedDocs: true });
+				result = await this.store.updateAsync(
+					{ _id: before._id },
+					Object.keys(update).length ? toStore(update) : { $set: {} },
+					{ returnUpdatedDocs: true },
+				);
 			} catch (err) {
 				throw this.writeError(err);
 			}
@@ -207,15 +264,28 @@ class Collection {
 
 /** MongoDB refuses an update that names one path twice, or a path and a part of it (`m` and `m.x`), across all its operators. */
 function refuseConflicts(update: Doc) {
-	const paths = Object.entries(update).filter(([op]) => op.startsWith("$")).flatMap(([, fields]) => Object.keys(fields ?? {}));
+	const paths = Object.entries(update)
+		.filter(([op]) => op.startsWith("$"))
+		.flatMap(([, fields]) => Object.keys(fields ?? {}));
 	for (const [i, a] of paths.entries()) {
 		const other = paths.find((b, j) => j !== i && (a === b || b.startsWith(`${a}.`)));
-		if (other) throw new CommandError(`Updating the path '${other}' would create a conflict at '${a}'`, 40, "ConflictingUpdateOperators");
+		if (other)
+			throw new CommandError(
+				`Updating the path '${other}' would create a conflict at '${a}'`,
+				40,
+				"ConflictingUpdateOperators",
+			);
 	}
 }
 
 function isOperatorObject(value: unknown): boolean {
-	return !!value && typeof value === "object" && !(value instanceof Date) && !(value instanceof ObjectId) && Object.keys(value).some(k => k.startsWith("$"));
+	return (
+		!!value &&
+		typeof value === "object" &&
+		!(value instanceof Date) &&
+		!(value instanceof ObjectId) &&
+		Object.keys(value).some(k => k.startsWith("$"))
+	);
 }
 
 /** NeDB's own modifier engine, applied to a plain document (for upserts). */
@@ -228,12 +298,16 @@ function applyUpdate(doc: Doc, update: Doc): Doc {
 function projectionOf(projection?: Doc): Doc {
 	if (!projection || Object.keys(projection).length === 0) return {};
 	for (const [field, value] of Object.entries(projection)) {
-		if (typeof value === "object" || field.startsWith("$")) throw unsupported(`the projection ${JSON.stringify(projection)}`);
+		if (typeof value === "object" || field.startsWith("$"))
+			throw unsupported(`the projection ${JSON.stringify(projection)}`);
 	}
 	return Object.fromEntries(Object.entries(projection).map(([field, value]) => [field, value ? 1 : 0]));
 }
 
-const cursorReply = (ns: string, docs: Doc[], batch = "firstBatch") => ({ cursor: { [batch]: docs, id: BSON.Long.ZERO, ns }, ok: 1 });
+const cursorReply = (ns: string, docs: Doc[], batch = "firstBatch") => ({
+	cursor: { [batch]: docs, id: BSON.Long.ZERO, ns },
+	ok: 1,
+});
 
 export interface MongoStandIn {
 	/** `mongodb://127.0.0.1:<port>` (add a database name). */
@@ -270,9 +344,19 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 			case "hello":
 			case "ismaster":
 				return {
-					helloOk: true, ismaster: true, isWritablePrimary: true, maxBsonObjectSize: 16 * 1024 * 1024, maxMessageSizeBytes: 48_000_000,
-					maxWriteBatchSize: 100_000, localTime: new Date(), logicalSessionTimeoutMinutes: 30, connectionId, minWireVersion: 0,
-					maxWireVersion: MAX_WIRE_VERSION, readOnly: false, ok: 1,
+					helloOk: true,
+					ismaster: true,
+					isWritablePrimary: true,
+					maxBsonObjectSize: 16 * 1024 * 1024,
+					maxMessageSizeBytes: 48_000_000,
+					maxWriteBatchSize: 100_000,
+					localTime: new Date(),
+					logicalSessionTimeoutMinutes: 30,
+					connectionId,
+					minWireVersion: 0,
+					maxWireVersion: MAX_WIRE_VERSION,
+					readOnly: false,
+					ok: 1,
 				};
 			case "ping":
 			case "endsessions":
@@ -280,24 +364,44 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 			case "buildinfo":
 				return { version: "7.0.0-moleshop-standin", versionArray: [7, 0, 0, 0], ok: 1 };
 			case "killcursors":
-				return { cursorsKilled: [], cursorsNotFound: cmd.cursors ?? [], cursorsAlive: [], cursorsUnknown: [], ok: 1 };
+				return {
+					cursorsKilled: [],
+					cursorsNotFound: cmd.cursors ?? [],
+					cursorsAlive: [],
+					cursorsUnknown: [],
+					ok: 1,
+				};
 			case "getmore":
 				return cursorReply(`${db}.${cmd.collection}`, [], "nextBatch");
 			case "create": {
-				if (database(db).has(cmd.create)) throw new CommandError(`Collection ${db}.${cmd.create} already exists.`, 48, "NamespaceExists");
+				if (database(db).has(cmd.create))
+					throw new CommandError(`Collection ${db}.${cmd.create} already exists.`, 48, "NamespaceExists");
 				collection(db, cmd.create);
 				return { ok: 1 };
 			}
 			case "listcollections": {
-				const names = [...database(db).keys()].filter(n => cmd.filter?.name === undefined || cmd.filter.name === n);
-				return cursorReply(`${db}.$cmd.listCollections`, names.map(n => ({ name: n, type: "collection", options: {}, info: { readOnly: false } })));
+				const names = [...database(db).keys()].filter(
+					n => cmd.filter?.name === undefined || cmd.filter.name === n,
+				);
+				return cursorReply(
+					`${db}.$cmd.listCollections`,
+					names.map(n => ({ name: n, type: "collection", options: {}, info: { readOnly: false } })),
+				);
 			}
 			case "drop": {
 				if (!database(db).delete(cmd.drop)) throw new CommandError("ns not found", 26, "NamespaceNotFound");
 				return { ns: `${db}.${cmd.drop}`, ok: 1 };
 			}
 			case "listdatabases":
-				return { databases: [...databases.keys()].map(n => ({ name: n, sizeOnDisk: 0, empty: database(n).size === 0 })), totalSize: 0, ok: 1 };
+				return {
+					databases: [...databases.keys()].map(n => ({
+						name: n,
+						sizeOnDisk: 0,
+						empty: database(n).size === 0,
+					})),
+					totalSize: 0,
+					ok: 1,
+				};
 			case "dropdatabase":
 				databases.delete(db);
 				return { dropped: db, ok: 1 };
@@ -308,7 +412,8 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 			}
 			case "listindexes": {
 				const coll = collection(db, cmd.listIndexes, false);
-				if (!coll) throw new CommandError(`ns does not exist: ${db}.${cmd.listIndexes}`, 26, "NamespaceNotFound");
+				if (!coll)
+					throw new CommandError(`ns does not exist: ${db}.${cmd.listIndexes}`, 26, "NamespaceNotFound");
 				return cursorReply(coll.ns, coll.indexes);
 			}
 			case "find": {
@@ -318,7 +423,10 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 			}
 			case "count": {
 				const coll = collection(db, cmd.count, false);
-				return { n: coll ? (await coll.find(cmd.query, { skip: cmd.skip, limit: cmd.limit })).length : 0, ok: 1 };
+				return {
+					n: coll ? (await coll.find(cmd.query, { skip: cmd.skip, limit: cmd.limit })).length : 0,
+					ok: 1,
+				};
 			}
 			case "aggregate":
 				return aggregate(db, cmd);
@@ -345,7 +453,10 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 				const writeErrors: Doc[] = [];
 				for (const [index, statement] of (cmd.updates as Doc[]).entries()) {
 					try {
-						const result = await coll.update(statement.q, statement.u, { multi: !!statement.multi, upsert: !!statement.upsert });
+						const result = await coll.update(statement.q, statement.u, {
+							multi: !!statement.multi,
+							upsert: !!statement.upsert,
+						});
 						n += result.n;
 						nModified += result.nModified;
 						if (result.upserted !== undefined) upserted.push({ index, _id: result.upserted });
@@ -354,12 +465,19 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 						if (cmd.ordered !== false) break;
 					}
 				}
-				return { n, nModified, ...(upserted.length && { upserted }), ...(writeErrors.length && { writeErrors }), ok: 1 };
+				return {
+					n,
+					nModified,
+					...(upserted.length && { upserted }),
+					...(writeErrors.length && { writeErrors }),
+					ok: 1,
+				};
 			}
 			case "delete": {
 				const coll = collection(db, cmd.delete, false);
 				let n = 0;
-				for (const statement of cmd.deletes as Doc[]) n += coll ? (await coll.remove(statement.q, statement.limit)).n : 0;
+				for (const statement of cmd.deletes as Doc[])
+					n += coll ? (await coll.remove(statement.q, statement.limit)).n : 0;
 				return { n, ok: 1 };
 			}
 			case "findandmodify":
@@ -381,14 +499,19 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 			if (target) await coll.remove({ _id: target._id }, 1);
 			return { lastErrorObject: { n: target ? 1 : 0 }, value: target ?? null, ok: 1 };
 		}
-		if (!cmd.update) throw new CommandError("Either an update or remove=true must be specified", 9, "FailedToParse");
+		if (!cmd.update)
+			throw new CommandError("Either an update or remove=true must be specified", 9, "FailedToParse");
 		if (!target && !cmd.upsert) return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
 		const result = target
 			? await coll.update({ _id: target._id }, cmd.update)
 			: await coll.update(cmd.query ?? {}, cmd.update, { upsert: true });
-		const value = cmd.new ? result.doc ?? null : target ?? null;
+		const value = cmd.new ? (result.doc ?? null) : (target ?? null);
 		return {
-			lastErrorObject: { n: 1, updatedExisting: !!target, ...(result.upserted !== undefined && { upserted: result.upserted }) },
+			lastErrorObject: {
+				n: 1,
+				updatedExisting: !!target,
+				...(result.upserted !== undefined && { upserted: result.upserted }),
+			},
 			value: value && cmd.fields && Object.keys(cmd.fields).length ? pick(value, cmd.fields) : value,
 			ok: 1,
 		};
@@ -409,7 +532,8 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 			else if (op === "$group" && !output && isCountGroup(stage.$group)) {
 				const [field] = Object.keys(stage.$group).filter(k => k !== "_id");
 				output = docs => (docs.length ? [{ _id: stage.$group._id, [field]: docs.length }] : []);
-			} else if (op === "$count" && !output) output = docs => (docs.length ? [{ [stage.$count]: docs.length }] : []);
+			} else if (op === "$count" && !output)
+				output = docs => (docs.length ? [{ [stage.$count]: docs.length }] : []);
 			else throw unsupported(`the aggregation pipeline ${JSON.stringify(cmd.pipeline)}`);
 		}
 		const docs = coll ? await coll.find(filter, { skip, limit }) : [];
@@ -417,10 +541,18 @@ export async function startMongoStandIn(port = 0): Promise<MongoStandIn> {
 	}
 
 	const handle = (cmd: Doc, connectionId: number) => {
-		const result = queue.then(() => run(cmd, connectionId)).catch((err: unknown) => {
-			if (err instanceof CommandError) return { ok: 0, errmsg: err.message, code: err.code, codeName: err.codeName, ...err.extra };
-			return { ok: 0, errmsg: `The MongoDB stand-in failed: ${(err as Error)?.message ?? err}`, code: 1, codeName: "InternalError" };
-		});
+		const result = queue
+			.then(() => run(cmd, connectionId))
+			.catch((err: unknown) => {
+				if (err instanceof CommandError)
+					return { ok: 0, errmsg: err.message, code: err.code, codeName: err.codeName, ...err.extra };
+				return {
+					ok: 0,
+					errmsg: `The MongoDB stand-in failed: ${(err as Error)?.message ?? err}`,
+					code: 1,
+					codeName: "InternalError",
+				};
+			});
 		queue = result;
 		return result;
 	};
@@ -486,9 +618,13 @@ function isCountGroup(group: Doc): boolean {
 }
 
 function pick(doc: Doc, fields: Doc): Doc {
-	const include = Object.entries(fields).filter(([, v]) => v).map(([k]) => k);
+	const include = Object.entries(fields)
+		.filter(([, v]) => v)
+		.map(([k]) => k);
 	if (include.length === 0) return Object.fromEntries(Object.entries(doc).filter(([k]) => !(k in fields)));
-	return Object.fromEntries(Object.entries(doc).filter(([k]) => k === "_id" ? fields._id !== 0 : include.includes(k)));
+	return Object.fromEntries(
+		Object.entries(doc).filter(([k]) => (k === "_id" ? fields._id !== 0 : include.includes(k))),
+	);
 }
 
 /** The command of an OP_MSG: its body section, with any document sequences added under their names. */
@@ -548,5 +684,7 @@ function opReply(responseTo: number, reply: Doc): Buffer {
 }
 
 if (require.main === module) {
-	void startMongoStandIn(Number(process.argv[2] ?? 27017)).then(standIn => console.log(`MongoDB stand-in listening on ${standIn.uri}`));
+	void startMongoStandIn(Number(process.argv[2] ?? 27017)).then(standIn =>
+		console.log(`MongoDB stand-in listening on ${standIn.uri}`),
+	);
 }

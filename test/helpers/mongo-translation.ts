@@ -13,7 +13,17 @@
 import mongoose from "mongoose";
 
 /** The query operations moleculer-db-adapter-mongoose and the services use, as mongoose names them. */
-const OPERATIONS = ["find", "findOne", "countDocuments", "updateMany", "updateOne", "deleteMany", "deleteOne", "findOneAndUpdate", "findOneAndDelete"];
+const OPERATIONS = [
+	"find",
+	"findOne",
+	"countDocuments",
+	"updateMany",
+	"updateOne",
+	"deleteMany",
+	"deleteOne",
+	"findOneAndUpdate",
+	"findOneAndDelete",
+];
 
 export interface Violation {
 	collection: string;
@@ -32,13 +42,23 @@ let operations = 0;
 export function leafPaths(value: unknown, prefix = ""): string[] {
 	if (value === undefined) return [];
 	if (value instanceof mongoose.Document) return leafPaths(value.toObject(), prefix);
-	if (value === null || typeof value !== "object" || value instanceof Date || value instanceof RegExp || value instanceof mongoose.Types.ObjectId) {
+	if (
+		value === null ||
+		typeof value !== "object" ||
+		value instanceof Date ||
+		value instanceof RegExp ||
+		value instanceof mongoose.Types.ObjectId
+	) {
 		return [prefix];
 	}
 	if ((value as { _bsontype?: string })._bsontype) return [prefix];
-	const entries: Array<[string, unknown]> = Array.isArray(value) ? [...value].map((v, i) => [String(i), v]) : Object.entries(value);
+	const entries: Array<[string, unknown]> = Array.isArray(value)
+		? [...value].map((v, i) => [String(i), v])
+		: Object.entries(value);
 	if (entries.length === 0) return [prefix];
-	return entries.flatMap(([key, v]) => leafPaths(v, prefix ? `${prefix}.${key}` : key)).map(path => path.replace(/\.\$each\.\d+(?=\.|$)/g, ""));
+	return entries
+		.flatMap(([key, v]) => leafPaths(v, prefix ? `${prefix}.${key}` : key))
+		.map(path => path.replace(/\.\$each\.\d+(?=\.|$)/g, ""));
 }
 
 /** Every `_id` leaf of a cast filter that is not an ObjectId. */
@@ -56,23 +76,31 @@ function uncastIds(filter: unknown): string[] {
 	return found;
 }
 
-function check(query: mongoose.Query<unknown, unknown> & { op?: string; $translation?: { filter: string[]; update: string[] } }) {
+function check(
+	query: mongoose.Query<unknown, unknown> & { op?: string; $translation?: { filter: string[]; update: string[] } },
+) {
 	operations++;
 	const before = query.$translation;
 	if (!before) return;
 	const where = { collection: query.model.collection.collectionName, operation: query.op ?? "?" };
 	const castFilter = new Set(leafPaths(query.getFilter()));
 	const castUpdate = new Set(leafPaths(query.getUpdate() ?? undefined));
-	for (const path of before.filter) if (!castFilter.has(path)) violations.push({ ...where, problem: `filter path '${path}' was dropped` });
-	for (const path of before.update) if (!castUpdate.has(path)) violations.push({ ...where, problem: `update path '${path}' was dropped` });
-	for (const id of uncastIds(query.getFilter())) violations.push({ ...where, problem: `id not cast to an ObjectId: ${id}` });
+	for (const path of before.filter)
+		if (!castFilter.has(path)) violations.push({ ...where, problem: `filter path '${path}' was dropped` });
+	for (const path of before.update)
+		if (!castUpdate.has(path)) violations.push({ ...where, problem: `update path '${path}' was dropped` });
+	for (const id of uncastIds(query.getFilter()))
+		violations.push({ ...where, problem: `id not cast to an ObjectId: ${id}` });
 }
 
 /** Register the check on every schema compiled from now on (before the services' modules load). */
 export function recordTranslations() {
 	mongoose.plugin((schema: mongoose.Schema) => {
 		schema.pre(OPERATIONS as any, function (this: any) {
-			this.$translation = { filter: leafPaths(this.getFilter()), update: leafPaths(this.getUpdate() ?? undefined) };
+			this.$translation = {
+				filter: leafPaths(this.getFilter()),
+				update: leafPaths(this.getUpdate() ?? undefined),
+			};
 		});
 		schema.post(OPERATIONS as any, function (this: any) {
 			check(this);

@@ -45,7 +45,9 @@ export async function startNatsServer(): Promise<NatsServer> {
 		url: `nats://127.0.0.1:${port}`,
 		port,
 		async start() {
-			child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store], { stdio: "ignore" });
+			child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store], {
+				stdio: "ignore",
+			});
 			await waitFor(() => accepting(port), 15_000, `nats-server on port ${port}`);
 		},
 		async stop() {

@@ -23,7 +23,11 @@ export function freePort(): Promise<number> {
 }
 
 /** Poll `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+export async function waitFor<T>(
+	check: () => Promise<T | undefined | false>,
+	timeoutMs: number,
+	what: string,
+): Promise<T> {
 	const deadline = Date.now() + timeoutMs;
 	let lastError: unknown;
 	while (Date.now() < deadline) {
@@ -52,15 +56,24 @@ export interface NodeProcess {
  * On the MongoDB path the node uses the test file's database (MONGO_URI), like the test's own brokers.
  */
 export function startNode(env: Record<string, string>, args: string[] = []): NodeProcess {
-	const child = spawn(process.execPath, ["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js"), ...args], {
-		cwd: ROOT,
-		stdio: ["pipe", "pipe", "pipe"],
-		env: {
-			PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "development", LOG_LEVEL: "warn",
-			NAMESPACE: `test-${process.pid}`, SERVICEDIR: path.join(ROOT, "dist/services"),
-			...(process.env.MONGO_URI && { MONGO_URI: process.env.MONGO_URI }), ...env,
+	const child = spawn(
+		process.execPath,
+		["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js"), ...args],
+		{
+			cwd: ROOT,
+			stdio: ["pipe", "pipe", "pipe"],
+			env: {
+				PATH: process.env.PATH ?? "",
+				HOME: process.env.HOME ?? "",
+				NODE_ENV: "development",
+				LOG_LEVEL: "warn",
+				NAMESPACE: `test-${process.pid}`,
+				SERVICEDIR: path.join(ROOT, "dist/services"),
+				...(process.env.MONGO_URI && { MONGO_URI: process.env.MONGO_URI }),
+				...env,
+			},
 		},
-	});
+	);
 	let output = "";
 	child.stdout!.on("data", chunk => (output += chunk));
 	child.stderr!.on("data", chunk => (output += chunk));
@@ -91,15 +104,25 @@ export async function json(port: number, method: string, url: string, body?: unk
  * ready itself: tests wait for the view of the cluster they need.
  */
 export function waitForActions(broker: { registry: any }, actions: string[], timeoutMs = 30_000) {
-	return waitFor(async () => {
-		const known = new Set((broker.registry.getActionList({ onlyAvailable: true }) as Array<{ name: string }>).map(a => a.name));
-		return actions.every(action => known.has(action));
-	}, timeoutMs, `actions ${actions.join(", ")}`);
+	return waitFor(
+		async () => {
+			const known = new Set(
+				(broker.registry.getActionList({ onlyAvailable: true }) as Array<{ name: string }>).map(a => a.name),
+			);
+			return actions.every(action => known.has(action));
+		},
+		timeoutMs,
+		`actions ${actions.join(", ")}`,
+	);
 }
 
 /** Wait until the gateway on `port` answers /ready with 200. */
 export function waitUntilReady(port: number, timeoutMs = 60_000) {
-	return waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200, timeoutMs, `the gateway on port ${port} to be ready`);
+	return waitFor(
+		async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200,
+		timeoutMs,
+		`the gateway on port ${port} to be ready`,
+	);
 }
 
 export interface ReplProcess {
@@ -120,10 +143,14 @@ export async function startRepl(env: Record<string, string>, home: string): Prom
 	node.child.stdin?.setDefaultEncoding("utf8");
 	let seen = 0;
 	const untilPrompt = (timeoutMs: number) =>
-		waitFor(async () => {
-			const out = node.output().replace(ANSI, "");
-			return out.length > seen && out.endsWith(PROMPT) ? out : undefined;
-		}, timeoutMs, "the REPL prompt");
+		waitFor(
+			async () => {
+				const out = node.output().replace(ANSI, "");
+				return out.length > seen && out.endsWith(PROMPT) ? out : undefined;
+			},
+			timeoutMs,
+			"the REPL prompt",
+		);
 	seen = (await untilPrompt(60_000)).length;
 	return {
 		async command(line, timeoutMs = 30_000) {

@@ -21,8 +21,18 @@ import AnalyticsService from "../../services/analytics/analytics.service";
 import EventsService from "../../services/events/events.service";
 
 export const ALL_SERVICES: ServiceSchema<any, any>[] = [
-	UsersService, ProductsService, PricingService, CartsService, OrdersService, PaymentProviderService, PaymentsService,
-	InvoicesService, NotificationsService, AnalyticsService, EventsService, ApiService,
+	UsersService,
+	ProductsService,
+	PricingService,
+	CartsService,
+	OrdersService,
+	PaymentProviderService,
+	PaymentsService,
+	InvoicesService,
+	NotificationsService,
+	AnalyticsService,
+	EventsService,
+	ApiService,
 ];
 
 let brokers = 0;
@@ -122,7 +132,9 @@ export async function startShop(services: ServiceSchema<any, any>[] = ALL_SERVIC
 			return { token: res.body.token, user: res.body.user, email, password };
 		},
 		async adminToken() {
-			const res = await request("POST", "/api/v1/auth/login", { body: { email: "admin@moleshop.test", password: "admin-password" } });
+			const res = await request("POST", "/api/v1/auth/login", {
+				body: { email: "admin@moleshop.test", password: "admin-password" },
+			});
 			if (res.status !== 200) throw new Error(`admin login failed: ${res.status} ${res.text}`);
 			return res.body.token;
 		},

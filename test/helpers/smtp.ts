@@ -17,10 +17,14 @@ export async function startSmtpServer(): Promise<TestSmtpServer> {
 	const state = { received: [] as ParsedMail[], refuse: null as TestSmtpServer["refuse"] };
 	const smtp = new SMTPServer({
 		// No STARTTLS: nodemailer would upgrade and refuse the server's self-signed certificate.
-		disabledCommands: ["STARTTLS"], authOptional: true, allowInsecureAuth: true, logger: false,
+		disabledCommands: ["STARTTLS"],
+		authOptional: true,
+		allowInsecureAuth: true,
+		logger: false,
 		onData(stream, _session, callback) {
 			simpleParser(stream).then(mail => {
-				if (state.refuse?.(mail)) return callback(Object.assign(new Error("Mailbox unavailable"), { responseCode: 550 }));
+				if (state.refuse?.(mail))
+					return callback(Object.assign(new Error("Mailbox unavailable"), { responseCode: 550 }));
 				state.received.push(mail);
 				callback();
 			}, callback);

@@ -29,7 +29,13 @@ describeWithNats("npm run cluster", () => {
 		const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-script-"));
 		const script = spawn(process.execPath, [path.resolve(__dirname, "../../dist/scripts/cluster.js")], {
 			env: {
-				PATH: process.env.PATH ?? "", HOME: os.tmpdir(), TRANSPORTER: nats.url, PORT: String(port), DATA_DIR: dataDir, NAMESPACE: `script-${process.pid}`, LOG_LEVEL: "warn",
+				PATH: process.env.PATH ?? "",
+				HOME: os.tmpdir(),
+				TRANSPORTER: nats.url,
+				PORT: String(port),
+				DATA_DIR: dataDir,
+				NAMESPACE: `script-${process.pid}`,
+				LOG_LEVEL: "warn",
 				...(process.env.MONGO_URI && { MONGO_URI: process.env.MONGO_URI }), // the MongoDB path: every node of the script on the file's database
 			},
 			stdio: ["ignore", "pipe", "pipe"],
@@ -40,7 +46,10 @@ describeWithNats("npm run cluster", () => {
 		const exited = new Promise(resolve => script.once("exit", resolve));
 		try {
 			await waitUntilReady(port, 90_000);
-			const pids = [...output.matchAll(/started (\S+) \(pid (\d+)\)/g)].map(m => ({ label: m[1], pid: Number(m[2]) }));
+			const pids = [...output.matchAll(/started (\S+) \(pid (\d+)\)/g)].map(m => ({
+				label: m[1],
+				pid: Number(m[2]),
+			}));
 			expect(pids.map(p => p.label).sort()).toEqual(TOPOLOGY.map(t => t.label).sort());
 			expect(output).toMatch(/^users\s+\| .*JWT_SECRET is not set/m); // node logs, prefixed by node
 			script.kill("SIGTERM");
@@ -79,9 +88,17 @@ describeWithNats("cluster over NATS", () => {
 	}
 	/** Node ids serving `service`, as the probe sees them. */
 	const servedBy = (service: string) =>
-		(probe.registry.getServiceList({ onlyAvailable: true }) as any[]).filter(s => s.name === service).map(s => s.nodeID as string).sort();
+		(probe.registry.getServiceList({ onlyAvailable: true }) as any[])
+			.filter(s => s.name === service)
+			.map(s => s.nodeID as string)
+			.sort();
 	const quote = (signal?: AbortSignal) =>
-		fetch(`http://127.0.0.1:${apiPort}/api/v1/quote`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"items":[],"country":"DE"}', signal });
+		fetch(`http://127.0.0.1:${apiPort}/api/v1/quote`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: '{"items":[],"country":"DE"}',
+			signal,
+		});
 	const quoteLoad = () => steadyLoad(async signal => (await quote(signal)).status);
 	/** Which nodes answer `count` direct calls to pricing.quote from the probe. */
 	async function answeringNodes(count: number) {
@@ -100,7 +117,13 @@ describeWithNats("cluster over NATS", () => {
 		apiPort = await freePort();
 		for (const { label, services } of TOPOLOGY.filter(t => t.label !== "api")) start(label, services);
 		start("api", "api,events", { PORT: String(apiPort), LOG_LEVEL: "info" }); // info: the circuit log lines
-		probe = new ServiceBroker({ ...brokerConfig, nodeID: `probe-${process.pid}`, namespace, transporter: { type: "NATS", options: { url: nats.url } }, logger: false });
+		probe = new ServiceBroker({
+			...brokerConfig,
+			nodeID: `probe-${process.pid}`,
+			namespace,
+			transporter: { type: "NATS", options: { url: nats.url } },
+			logger: false,
+		});
 		await probe.start();
 		await waitUntilReady(apiPort, 90_000);
 		await waitFor(async () => servedBy("pricing").length === 2, 30_000, "two pricing replicas");
@@ -115,15 +138,25 @@ describeWithNats("cluster over NATS", () => {
 
 	it("routes a purchase from the gateway to services in other processes", async () => {
 		const api = `http://127.0.0.1:${apiPort}/api/v1`;
-		const post = (url: string, body: object, token?: string) => fetch(api + url, {
-			method: "POST", body: JSON.stringify(body),
-			headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
+		const post = (url: string, body: object, token?: string) =>
+			fetch(api + url, {
+				method: "POST",
+				body: JSON.stringify(body),
+				headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
+			});
+		const registered = await post("/auth/register", {
+			name: "Remote",
+			email: "remote@x.io",
+			password: "password123",
 		});
-		const registered = await post("/auth/register", { name: "Remote", email: "remote@x.io", password: "password123" });
 		expect(registered.status).toBe(201);
 		const { token } = (await registered.json()) as any;
 		const product = ((await (await fetch(`${api}/products?q=mug`)).json()) as any).rows[0];
-		const order = await post("/orders", { items: [{ productId: product.id, quantity: 2 }], paymentMethod: "pm_card_visa" }, token);
+		const order = await post(
+			"/orders",
+			{ items: [{ productId: product.id, quantity: 2 }], paymentMethod: "pm_card_visa" },
+			token,
+		);
 		expect(order.status).toBe(201);
 		expect(await order.json()).toMatchObject({ status: "paid", subtotal: 2 * product.price });
 	});
@@ -139,10 +172,24 @@ describeWithNats("cluster over NATS", () => {
 		// A signed-in customer with a cart: GET /cart reaches pricing through the carts service.
 		const api = `http://127.0.0.1:${apiPort}/api/v1`;
 		const json = { "content-type": "application/json" };
-		const { token } = (await (await fetch(`${api}/auth/register`, { method: "POST", headers: json, body: JSON.stringify({ name: "Loader", email: "loader@x.io", password: "password123" }) })).json()) as any;
+		const { token } = (await (
+			await fetch(`${api}/auth/register`, {
+				method: "POST",
+				headers: json,
+				body: JSON.stringify({ name: "Loader", email: "loader@x.io", password: "password123" }),
+			})
+		).json()) as any;
 		const product = ((await (await fetch(`${api}/products?q=pen`)).json()) as any).rows[0];
 		const auth = { authorization: `Bearer ${token}` };
-		expect((await fetch(`${api}/cart/items/${product.id}`, { method: "PUT", headers: { ...json, ...auth }, body: '{"quantity":1}' })).status).toBe(200);
+		expect(
+			(
+				await fetch(`${api}/cart/items/${product.id}`, {
+					method: "PUT",
+					headers: { ...json, ...auth },
+					body: '{"quantity":1}',
+				})
+			).status,
+		).toBe(200);
 
 		const load = quoteLoad();
 		const cartLoad = steadyLoad(async signal => (await fetch(`${api}/cart`, { headers: auth, signal })).status, 2);
@@ -182,22 +229,30 @@ describeWithNats("cluster over NATS", () => {
 		const broken = start("broken-pricing", "pricing", { SERVICEDIR: FIXTURES });
 		await waitFor(async () => servedBy("pricing").includes(nodeID(broken)), 30_000, "the failing replica to join");
 		await nodes.get("pricing-3")!.stop();
-		await waitFor(async () => servedBy("pricing").length === 1, 30_000, "only the failing replica to serve pricing");
+		await waitFor(
+			async () => servedBy("pricing").length === 1,
+			30_000,
+			"only the failing replica to serve pricing",
+		);
 
 		const statuses: number[] = [];
 		const trace: string[] = [];
 		let fastUnavailable = 0;
-		await waitFor(async () => {
-			const sent = Date.now();
-			const res = await quote();
-			statuses.push(res.status);
-			trace.push(`${res.status}/${Date.now() - sent}ms/${((await res.clone().json()) as any).type}`);
-			if (res.status === 503 && Date.now() - sent < 1_000) {
-				expect(res.headers.get("retry-after")).toBeTruthy();
-				fastUnavailable++;
-			}
-			return fastUnavailable >= 5;
-		}, 30_000, "the circuit to open").catch(err => {
+		await waitFor(
+			async () => {
+				const sent = Date.now();
+				const res = await quote();
+				statuses.push(res.status);
+				trace.push(`${res.status}/${Date.now() - sent}ms/${((await res.clone().json()) as any).type}`);
+				if (res.status === 503 && Date.now() - sent < 1_000) {
+					expect(res.headers.get("retry-after")).toBeTruthy();
+					fastUnavailable++;
+				}
+				return fastUnavailable >= 5;
+			},
+			30_000,
+			"the circuit to open",
+		).catch(err => {
 			throw new Error(`${err.message}; statuses: ${trace.join(" ")}\n${nodes.get("api")!.output().slice(-4000)}`);
 		});
 		expect(statuses[0]).toBe(500);
@@ -205,15 +260,24 @@ describeWithNats("cluster over NATS", () => {
 
 		await probe.call("pricing.setFailing", { failing: false });
 		const after: number[] = [];
-		await waitFor(async () => after[after.push((await quote()).status) - 1] === 200, 20_000, "the gateway to serve again").catch(err => {
+		await waitFor(
+			async () => after[after.push((await quote()).status) - 1] === 200,
+			20_000,
+			"the gateway to serve again",
+		).catch(err => {
 			throw new Error(`${err.message}; statuses: ${after.join(" ")}\n${nodes.get("api")!.output().slice(-3000)}`);
 		});
-		await waitFor(async () => /Circuit CLOSED for 'pricing\.quote'/.test(nodes.get("api")!.output()), 10_000, "the closed circuit to be logged");
+		await waitFor(
+			async () => /Circuit CLOSED for 'pricing\.quote'/.test(nodes.get("api")!.output()),
+			10_000,
+			"the closed circuit to be logged",
+		);
 		expect(nodes.get("api")!.output()).toMatch(/Circuit OPEN for 'pricing\.quote'/);
 	}, 90_000);
 
 	it("serves again within 30 s after NATS restarts during load", async () => {
-		const products = (signal: AbortSignal) => fetch(`http://127.0.0.1:${apiPort}/api/v1/products?pageSize=1`, { signal }).then(r => r.status);
+		const products = (signal: AbortSignal) =>
+			fetch(`http://127.0.0.1:${apiPort}/api/v1/products?pageSize=1`, { signal }).then(r => r.status);
 		const load = steadyLoad(products);
 		await waitFor(async () => load.result.ok >= 10, 30_000, "the load to run");
 		await nats.stop();
@@ -229,13 +293,19 @@ describeWithNats("cluster over NATS", () => {
 		const home = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-repl-"));
 		const repl = await startRepl(env(), home);
 		try {
-			await waitFor(async () => (await repl.command("nodes")).includes(nodeID(nodes.get("api")!)), 30_000, "the REPL to see the gateway node");
+			await waitFor(
+				async () => (await repl.command("nodes")).includes(nodeID(nodes.get("api")!)),
+				30_000,
+				"the REPL to see the gateway node",
+			);
 			const answer = await repl.command("call products.get --id doesNotExist1234");
 			expect(answer).toMatch(/Product not found/);
 			expect(await repl.command(`call products.list '{"q":"hoodie"}'`)).toMatch(/HOOD-001[\s\S]*total: 1/);
 			expect(await repl.command("stock MUG-001")).toMatch(/MUG-001.*Moleculer Mug.*12\.99 USD/);
 			// The purchase of the first test: one order of two mugs.
-			expect(await repl.command("shop --threshold 10")).toMatch(/Orders: 1 \(paid 1\)[\s\S]*Revenue: \d+\.\d\d USD[\s\S]*CAP-001/);
+			expect(await repl.command("shop --threshold 10")).toMatch(
+				/Orders: 1 \(paid 1\)[\s\S]*Revenue: \d+\.\d\d USD[\s\S]*CAP-001/,
+			);
 			const health = await repl.command("health");
 			expect(health).toContain(nodeID(nodes.get("api")!));
 			expect(health).toMatch(/Replicas: .*pricing ×1.*users ×1/);

@@ -11,7 +11,10 @@ beforeAll(async () => {
 afterAll(() => shop.stop());
 
 async function newProduct(sku: string, stock: number) {
-	const res = await shop.request("POST", "/api/v1/products", { token: admin, body: { sku, name: sku, price: 1000, category: "test", stock } });
+	const res = await shop.request("POST", "/api/v1/products", {
+		token: admin,
+		body: { sku, name: sku, price: 1000, category: "test", stock },
+	});
 	expect(res.status).toBe(201);
 	return res.body;
 }
@@ -23,9 +26,20 @@ it("sells exactly the stock to many simultaneous checkouts", async () => {
 	const plenty = await newProduct("PLENTY-1", 10_000);
 	const buyers = await Promise.all(Array.from({ length: BUYERS }, () => shop.signUp()));
 
-	const results = await Promise.all(buyers.map(({ token }) =>
-		shop.request("POST", "/api/v1/orders", { token, body: { paymentMethod: "pm_card_visa", items: [{ productId: plenty.id, quantity: 1 }, { productId: scarce.id, quantity: 1 }] } }),
-	));
+	const results = await Promise.all(
+		buyers.map(({ token }) =>
+			shop.request("POST", "/api/v1/orders", {
+				token,
+				body: {
+					paymentMethod: "pm_card_visa",
+					items: [
+						{ productId: plenty.id, quantity: 1 },
+						{ productId: scarce.id, quantity: 1 },
+					],
+				},
+			}),
+		),
+	);
 
 	const statuses = results.map(r => r.status);
 	expect(statuses.filter(s => s === 201)).toHaveLength(STOCK);
@@ -45,7 +59,9 @@ it("creates one order for simultaneous repeats with the same Idempotency-Key", a
 
 	// Open the connections first, so that the checkouts really overlap on the server.
 	await Promise.all(Array.from({ length: 12 }, () => shop.request("GET", "/api/v1/users/me", { token })));
-	const results = await Promise.all(Array.from({ length: 12 }, () => shop.request("POST", "/api/v1/orders", { token, headers, body })));
+	const results = await Promise.all(
+		Array.from({ length: 12 }, () => shop.request("POST", "/api/v1/orders", { token, headers, body })),
+	);
 
 	expect(results.map(r => r.status)).toEqual(Array(12).fill(201));
 	expect(new Set(results.map(r => r.body.id)).size).toBe(1);
@@ -65,8 +81,16 @@ it("answers a repeated cart checkout with the first order after the cart was emp
 	const { token } = await shop.signUp();
 	await shop.request("PUT", `/api/v1/cart/items/${product.id}`, { token, body: { quantity: 2 } });
 	const headers = { "idempotency-key": "cart-checkout" };
-	const first = await shop.request("POST", "/api/v1/orders", { token, headers, body: { paymentMethod: "pm_card_visa", fromCart: true } });
-	const again = await shop.request("POST", "/api/v1/orders", { token, headers, body: { paymentMethod: "pm_card_visa", fromCart: true } });
+	const first = await shop.request("POST", "/api/v1/orders", {
+		token,
+		headers,
+		body: { paymentMethod: "pm_card_visa", fromCart: true },
+	});
+	const again = await shop.request("POST", "/api/v1/orders", {
+		token,
+		headers,
+		body: { paymentMethod: "pm_card_visa", fromCart: true },
+	});
 	expect(first.status).toBe(201);
 	expect(again.body).toEqual(first.body);
 	expect((await shop.request("GET", `/api/v1/products/${product.id}`)).body.stock).toBe(98);

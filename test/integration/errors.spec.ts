@@ -36,41 +36,63 @@ describe("400 and 413: the body itself", () => {
 	});
 
 	it("refuses __proto__, constructor and prototype keys", async () => {
-		for (const raw of ['{"__proto__": {"role": "admin"}, "name": "x", "email": "p@x.io", "password": "password123"}', '{"preferences": {"constructor": {}}}']) {
+		for (const raw of [
+			'{"__proto__": {"role": "admin"}, "name": "x", "email": "p@x.io", "password": "password123"}',
+			'{"preferences": {"constructor": {}}}',
+		]) {
 			const res = await call("POST", "/api/v1/auth/register", { raw });
 			expect(res.status).toBe(400);
 			expect(res.body.message).toMatch(/not allowed/);
 		}
-		expect((await call("POST", "/api/v1/auth/login", { body: { email: "p@x.io", password: "password123" } })).status).toBe(401);
+		expect(
+			(await call("POST", "/api/v1/auth/login", { body: { email: "p@x.io", password: "password123" } })).status,
+		).toBe(401);
 	});
 
 	it("refuses a body above the size limit with 413", async () => {
-		const res = await call("POST", "/api/v1/auth/register", { body: { name: "x".repeat(100_000), email: "big@x.io", password: "password123" } });
+		const res = await call("POST", "/api/v1/auth/register", {
+			body: { name: "x".repeat(100_000), email: "big@x.io", password: "password123" },
+		});
 		expect(res.status).toBe(413);
 		expect(res.body.type).toBe("PAYLOAD_TOO_LARGE");
 	});
 
 	it("refuses a body that claims an encoding it does not have", async () => {
 		for (const encoding of ["gzip", "deflate", "br", "x-unknown"]) {
-			const res = await call("POST", "/api/v1/auth/login", { raw: '{"email":"a@b.c","password":"x"}', headers: { "content-encoding": encoding } });
+			const res = await call("POST", "/api/v1/auth/login", {
+				raw: '{"email":"a@b.c","password":"x"}',
+				headers: { "content-encoding": encoding },
+			});
 			expect([encoding, res.status >= 400 && res.status < 500]).toEqual([encoding, true]);
 		}
 	});
 
 	it("refuses query parameters on writes, so they cannot override the body", async () => {
-		const res = await call("POST", `/api/v1/auth/login?email=${encodeURIComponent(customer.user.email)}&password=x`, { body: {} });
+		const res = await call(
+			"POST",
+			`/api/v1/auth/login?email=${encodeURIComponent(customer.user.email)}&password=x`,
+			{ body: {} },
+		);
 		expect(res.status).toBe(400);
 	});
 
 	it("refuses a malformed Idempotency-Key header", async () => {
-		const res = await call("POST", "/api/v1/orders", { token: customer.token, headers: { "idempotency-key": "x".repeat(300) }, body: { items: [{ productId: product.id, quantity: 1 }] } });
+		const res = await call("POST", "/api/v1/orders", {
+			token: customer.token,
+			headers: { "idempotency-key": "x".repeat(300) },
+			body: { items: [{ productId: product.id, quantity: 1 }] },
+		});
 		expect(res.status).toBe(400);
 		expect(await stockOf(product.id)).toBe(product.stock);
 	});
 });
 
 describe("422: validation names the failing fields", () => {
-	const order = (items: unknown, extra: object = {}) => call("POST", "/api/v1/orders", { token: customer.token, body: { paymentMethod: "pm_card_visa", items, ...extra } });
+	const order = (items: unknown, extra: object = {}) =>
+		call("POST", "/api/v1/orders", {
+			token: customer.token,
+			body: { paymentMethod: "pm_card_visa", items, ...extra },
+		});
 	const fields = (res: HttpResponse) => res.body.data.map((d: any) => d.field ?? d.type);
 
 	it.each([
@@ -120,7 +142,9 @@ describe("422: validation names the failing fields", () => {
 	});
 
 	it("never echoes a submitted password", async () => {
-		const res = await call("POST", "/api/v1/auth/register", { body: { name: "n", email: "echo@x.io", password: "secret7" } });
+		const res = await call("POST", "/api/v1/auth/register", {
+			body: { name: "n", email: "echo@x.io", password: "secret7" },
+		});
 		expect(res.status).toBe(422);
 		expect(res.text).not.toContain("secret7");
 	});
@@ -150,22 +174,38 @@ describe("401 and 403: who is calling", () => {
 	});
 
 	it("answers a wrong password and an unknown email the same way", async () => {
-		const wrongPassword = await call("POST", "/api/v1/auth/login", { body: { email: customer.user.email, password: "wrong password" } });
-		const unknownEmail = await call("POST", "/api/v1/auth/login", { body: { email: "nobody@x.io", password: "wrong password" } });
+		const wrongPassword = await call("POST", "/api/v1/auth/login", {
+			body: { email: customer.user.email, password: "wrong password" },
+		});
+		const unknownEmail = await call("POST", "/api/v1/auth/login", {
+			body: { email: "nobody@x.io", password: "wrong password" },
+		});
 		expect(wrongPassword.status).toBe(401);
 		expect(unknownEmail.body).toEqual(wrongPassword.body);
 	});
 
 	it("keeps admin routes for admins", async () => {
 		expect((await call("GET", "/api/v1/users", { token: customer.token })).status).toBe(403);
-		const create = await call("POST", "/api/v1/products", { token: customer.token, body: { sku: "HACK-1", name: "x", price: 1, category: "x" } });
+		const create = await call("POST", "/api/v1/products", {
+			token: customer.token,
+			body: { sku: "HACK-1", name: "x", price: 1, category: "x" },
+		});
 		expect(create.status).toBe(403);
-		expect((await call("PATCH", `/api/v1/products/${product.id}`, { token: customer.token, body: { stock: 0 } })).status).toBe(403);
+		expect(
+			(await call("PATCH", `/api/v1/products/${product.id}`, { token: customer.token, body: { stock: 0 } }))
+				.status,
+		).toBe(403);
 		expect((await call("DELETE", `/api/v1/products/${product.id}`)).status).toBe(401);
-		for (const path of ["/api/v1/analytics/summary", "/api/v1/analytics/products/top", "/api/v1/admin/dead-letters"]) {
+		for (const path of [
+			"/api/v1/analytics/summary",
+			"/api/v1/analytics/products/top",
+			"/api/v1/admin/dead-letters",
+		]) {
 			expect((await call("GET", path, { token: customer.token })).status).toBe(403);
 		}
-		expect((await call("POST", "/api/v1/admin/dead-letters/1/redrive", { token: customer.token })).status).toBe(403);
+		expect((await call("POST", "/api/v1/admin/dead-letters/1/redrive", { token: customer.token })).status).toBe(
+			403,
+		);
 		expect(await stockOf(product.id)).toBe(product.stock);
 	});
 });
@@ -175,7 +215,11 @@ describe("features a mode lacks, and bad report queries", () => {
 		const admin = await shop.adminToken();
 		const list = await call("GET", "/api/v1/admin/dead-letters", { token: admin });
 		expect(list.status).toBe(200);
-		expect(list.body).toMatchObject({ durable: false, rows: [], message: expect.stringContaining("TRANSPORTER=nats://") });
+		expect(list.body).toMatchObject({
+			durable: false,
+			rows: [],
+			message: expect.stringContaining("TRANSPORTER=nats://"),
+		});
 		const redrive = await call("POST", "/api/v1/admin/dead-letters/1/redrive", { token: admin });
 		expect(redrive.status).toBe(409);
 		expect(redrive.body.type).toBe("NO_DEAD_LETTER_QUEUE");
@@ -184,9 +228,20 @@ describe("features a mode lacks, and bad report queries", () => {
 	it("answers 4xx for bad ids and paging on the order, invoice, notification and dead-letter routes", async () => {
 		const admin = await shop.adminToken();
 		expect((await call("POST", "/api/v1/orders/not%20an%20id/cancel", { token: customer.token })).status).toBe(422);
-		expect((await call("POST", "/api/v1/orders/unknown0000000000/cancel", { token: customer.token })).status).toBe(404);
-		expect((await call("POST", "/api/v1/orders/unknown0000000000/cancel", { token: customer.token, body: { reason: "x" } })).status).toBe(422);
-		expect((await call("GET", "/api/v1/orders/unknown0000000000/invoice", { token: customer.token })).status).toBe(404);
+		expect((await call("POST", "/api/v1/orders/unknown0000000000/cancel", { token: customer.token })).status).toBe(
+			404,
+		);
+		expect(
+			(
+				await call("POST", "/api/v1/orders/unknown0000000000/cancel", {
+					token: customer.token,
+					body: { reason: "x" },
+				})
+			).status,
+		).toBe(422);
+		expect((await call("GET", "/api/v1/orders/unknown0000000000/invoice", { token: customer.token })).status).toBe(
+			404,
+		);
 		expect((await call("GET", "/api/v1/notifications?pageSize=1000", { token: customer.token })).status).toBe(422);
 		expect((await call("GET", "/api/v1/notifications")).status).toBe(401);
 		expect((await call("POST", "/api/v1/admin/dead-letters/abc/redrive", { token: admin })).status).toBe(422);
@@ -196,7 +251,9 @@ describe("features a mode lacks, and bad report queries", () => {
 	it("refuses impossible report ranges with 422", async () => {
 		const admin = await shop.adminToken();
 		expect((await call("GET", "/api/v1/analytics/summary?from=2026-02-30", { token: admin })).status).toBe(422);
-		expect((await call("GET", "/api/v1/analytics/summary?from=2026-03-02&to=2026-03-01", { token: admin })).status).toBe(422);
+		expect(
+			(await call("GET", "/api/v1/analytics/summary?from=2026-03-02&to=2026-03-01", { token: admin })).status,
+		).toBe(422);
 		expect((await call("GET", "/api/v1/analytics/products/top?by=price", { token: admin })).status).toBe(422);
 	});
 });
@@ -205,23 +262,43 @@ describe("404 and 409", () => {
 	it("answers 404 for unknown routes, products and ids", async () => {
 		expect((await call("GET", "/api/v1/nothing-here")).status).toBe(404);
 		expect((await call("GET", "/api/v1/products/doesNotExist1234")).status).toBe(404);
-		expect((await call("PUT", "/api/v1/cart/items/doesNotExist1234", { token: customer.token, body: { quantity: 1 } })).status).toBe(404);
-		const res = await call("POST", "/api/v1/orders", { token: customer.token, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }, { productId: "doesNotExist1234", quantity: 1 }] } });
+		expect(
+			(await call("PUT", "/api/v1/cart/items/doesNotExist1234", { token: customer.token, body: { quantity: 1 } }))
+				.status,
+		).toBe(404);
+		const res = await call("POST", "/api/v1/orders", {
+			token: customer.token,
+			body: {
+				paymentMethod: "pm_card_visa",
+				items: [
+					{ productId: product.id, quantity: 1 },
+					{ productId: "doesNotExist1234", quantity: 1 },
+				],
+			},
+		});
 		expect(res.status).toBe(404);
 		expect(await stockOf(product.id)).toBe(product.stock);
 	});
 
 	it("hides other users' orders behind a 404", async () => {
-		const order = await call("POST", "/api/v1/orders", { token: customer.token, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] } });
+		const order = await call("POST", "/api/v1/orders", {
+			token: customer.token,
+			body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] },
+		});
 		expect(order.status).toBe(201);
 		const other = await shop.signUp();
 		expect((await call("GET", `/api/v1/orders/${order.body.id}`, { token: other.token })).status).toBe(404);
 		expect((await call("GET", "/api/v1/orders", { token: other.token })).body.total).toBe(0);
-		await call("PATCH", `/api/v1/products/${product.id}`, { token: await shop.adminToken(), body: { stock: product.stock } });
+		await call("PATCH", `/api/v1/products/${product.id}`, {
+			token: await shop.adminToken(),
+			body: { stock: product.stock },
+		});
 	});
 
 	it("answers 409 for a taken email", async () => {
-		const res = await call("POST", "/api/v1/auth/register", { body: { name: "Again", email: customer.user.email.toUpperCase(), password: "password123" } });
+		const res = await call("POST", "/api/v1/auth/register", {
+			body: { name: "Again", email: customer.user.email.toUpperCase(), password: "password123" },
+		});
 		expect(res.status).toBe(409);
 		expect(res.body.type).toBe("EMAIL_TAKEN");
 	});
@@ -231,10 +308,19 @@ describe("404 and 409", () => {
 		const sticker = other.rows[0];
 		const res = await call("POST", "/api/v1/orders", {
 			token: customer.token,
-			body: { paymentMethod: "pm_card_visa", items: [{ productId: sticker.id, quantity: 2 }, { productId: product.id, quantity: product.stock + 1 }] },
+			body: {
+				paymentMethod: "pm_card_visa",
+				items: [
+					{ productId: sticker.id, quantity: 2 },
+					{ productId: product.id, quantity: product.stock + 1 },
+				],
+			},
 		});
 		expect(res.status).toBe(409);
-		expect(res.body).toMatchObject({ type: "OUT_OF_STOCK", data: { items: [{ productId: product.id, quantity: product.stock + 1, available: product.stock }] } });
+		expect(res.body).toMatchObject({
+			type: "OUT_OF_STOCK",
+			data: { items: [{ productId: product.id, quantity: product.stock + 1, available: product.stock }] },
+		});
 		expect(await stockOf(sticker.id)).toBe(sticker.stock);
 		expect(await stockOf(product.id)).toBe(product.stock);
 		expect((await call("GET", "/api/v1/orders", { token: customer.token })).body.total).toBe(1);
@@ -242,8 +328,20 @@ describe("404 and 409", () => {
 
 	it("refuses to reuse an Idempotency-Key for another request", async () => {
 		const headers = { "idempotency-key": "reuse-me" };
-		expect((await call("POST", "/api/v1/orders", { token: customer.token, headers, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] } })).status).toBe(201);
-		const res = await call("POST", "/api/v1/orders", { token: customer.token, headers, body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] } });
+		expect(
+			(
+				await call("POST", "/api/v1/orders", {
+					token: customer.token,
+					headers,
+					body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] },
+				})
+			).status,
+		).toBe(201);
+		const res = await call("POST", "/api/v1/orders", {
+			token: customer.token,
+			headers,
+			body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] },
+		});
 		expect(res.status).toBe(422);
 		expect(res.body.type).toBe("IDEMPOTENCY_KEY_REUSED");
 	});
@@ -253,11 +351,18 @@ describe("a store failure", () => {
 	it("is a 500 that says nothing about the store, whatever code the store gave it", async () => {
 		const products = shop.broker.getLocalService("products") as any;
 		for (const code of [449, 11000]) {
-			const find = jest.spyOn(products.adapter, "find").mockRejectedValueOnce(new mongo.MongoServerError({ message: `store failure ${code}`, code }));
+			const find = jest
+				.spyOn(products.adapter, "find")
+				.mockRejectedValueOnce(new mongo.MongoServerError({ message: `store failure ${code}`, code }));
 			try {
 				const res = await shop.request("GET", "/api/v1/products?q=store-failure");
 				expect(res.status).toBe(500);
-				expect(res.body).toEqual({ code: 500, name: "InternalServerError", message: "Something went wrong. Please try again.", type: "INTERNAL_ERROR" });
+				expect(res.body).toEqual({
+					code: 500,
+					name: "InternalServerError",
+					message: "Something went wrong. Please try again.",
+					type: "INTERNAL_ERROR",
+				});
 			} finally {
 				find.mockRestore();
 			}

@@ -12,7 +12,15 @@ import { ServiceBroker } from "moleculer";
 import { channelsMiddleware } from "../../platform/channels";
 import { domainEvent, EVENT_TYPES } from "../../contracts/events";
 import { describeWithNats, startNatsServer, type NatsServer } from "../helpers/nats";
-import { freePort, json, startNode, waitFor, waitForActions, waitUntilReady, type NodeProcess } from "../helpers/process";
+import {
+	freePort,
+	json,
+	startNode,
+	waitFor,
+	waitForActions,
+	waitUntilReady,
+	type NodeProcess,
+} from "../helpers/process";
 import { startSmtpServer, type TestSmtpServer } from "../helpers/smtp";
 
 describeWithNats("durable events over NATS JetStream", () => {
@@ -32,20 +40,35 @@ describeWithNats("durable events over NATS JetStream", () => {
 		smtp = await startSmtpServer();
 		port = await freePort();
 		const env = {
-			TRANSPORTER: nats.url, NAMESPACE: namespace, DATA_DIR: dataDir, JWT_SECRET: "events-test", EVENT_MAX_RETRIES: "2",
-			ADMIN_EMAIL: "admin@events.test", ADMIN_PASSWORD: "admin-password",
+			TRANSPORTER: nats.url,
+			NAMESPACE: namespace,
+			DATA_DIR: dataDir,
+			JWT_SECRET: "events-test",
+			EVENT_MAX_RETRIES: "2",
+			ADMIN_EMAIL: "admin@events.test",
+			ADMIN_PASSWORD: "admin-password",
 		};
 		// Everything a checkout needs in one process (it keeps selling while NATS is away); the consumers in another.
-		nodes.push(startNode({ ...env, SERVICES: "api,events,users,products,pricing,carts,orders,payment-provider,payments,invoices", PORT: String(port) }));
+		nodes.push(
+			startNode({
+				...env,
+				SERVICES: "api,events,users,products,pricing,carts,orders,payment-provider,payments,invoices",
+				PORT: String(port),
+			}),
+		);
 		nodes.push(startNode({ ...env, SERVICES: "notifications,analytics", SMTP_URL: smtp.url }));
 		publisher = new ServiceBroker({
-			nodeID: `publisher-${process.pid}`, namespace, logger: false,
-			transporter: { type: "NATS", options: { url: nats.url } }, middlewares: [channelsMiddleware(EVENT_TYPES, nats.url) as any],
+			nodeID: `publisher-${process.pid}`,
+			namespace,
+			logger: false,
+			transporter: { type: "NATS", options: { url: nats.url } },
+			middlewares: [channelsMiddleware(EVENT_TYPES, nats.url) as any],
 		});
 		await publisher.start();
 		await waitUntilReady(port, 90_000);
 		await waitForActions(publisher, ["users.get", "notifications.list", "analytics.summary", "orders.create"]);
-		admin = (await json(port, "POST", "/auth/login", { email: "admin@events.test", password: "admin-password" })).body.token;
+		admin = (await json(port, "POST", "/auth/login", { email: "admin@events.test", password: "admin-password" }))
+			.body.token;
 	}, 120_000);
 
 	afterAll(async () => {
@@ -56,21 +79,37 @@ describeWithNats("durable events over NATS JetStream", () => {
 		fs.rmSync(dataDir, { recursive: true, force: true });
 	}, 60_000);
 
-	const summary = async () => (await json(port, "GET", `/analytics/summary?from=${today()}&to=${today()}`, undefined, admin)).body;
-	const messages = async (token: string) => (await json(port, "GET", "/notifications?pageSize=100", undefined, token)).body.rows as any[];
-	const signUp = async (email: string) => (await json(port, "POST", "/auth/register", { name: "Events", email, password: "password123" })).body;
+	const summary = async () =>
+		(await json(port, "GET", `/analytics/summary?from=${today()}&to=${today()}`, undefined, admin)).body;
+	const messages = async (token: string) =>
+		(await json(port, "GET", "/notifications?pageSize=100", undefined, token)).body.rows as any[];
+	const signUp = async (email: string) =>
+		(await json(port, "POST", "/auth/register", { name: "Events", email, password: "password123" })).body;
 
 	it("has one effect per consumer for an event delivered twice", async () => {
 		const customer = await signUp("twice@events.test");
 		const before = (await summary()).orders.paid;
 		const paid = domainEvent("order.paid", {
-			orderId: "twice0000000000000000001", userId: customer.user.id, items: [], subtotal: 900, discount: 0, shipping: 100, tax: 0,
-			total: 1_000, currency: "USD", invoiceNumber: "INV-TWICE", paidAt: new Date().toISOString(),
+			orderId: "twice0000000000000000001",
+			userId: customer.user.id,
+			items: [],
+			subtotal: 900,
+			discount: 0,
+			shipping: 100,
+			tax: 0,
+			total: 1_000,
+			currency: "USD",
+			invoiceNumber: "INV-TWICE",
+			paidAt: new Date().toISOString(),
 		});
 		await publisher.sendToChannel(paid.type, paid);
 		await publisher.sendToChannel(paid.type, paid); // no msgID: JetStream stores and delivers it twice
 
-		await waitFor(async () => (await messages(customer.token)).some(m => m.template === "order_confirmation"), 20_000, "the confirmation");
+		await waitFor(
+			async () => (await messages(customer.token)).some(m => m.template === "order_confirmation"),
+			20_000,
+			"the confirmation",
+		);
 		await waitFor(async () => (await summary()).orders.paid === before + 1, 20_000, "analytics to count the order");
 		await new Promise(resolve => setTimeout(resolve, 2_000)); // room for a second effect, if there were one
 		expect((await messages(customer.token)).filter(m => m.template === "order_confirmation")).toHaveLength(1);
@@ -83,21 +122,40 @@ describeWithNats("durable events over NATS JetStream", () => {
 		const newUsersBefore = (await summary()).newUsers;
 		const customer = await signUp("bounce@events.test");
 
-		const deadLetters = async () => (await json(port, "GET", "/admin/dead-letters", undefined, admin)).body.rows as any[];
-		const letter = await waitFor(async () => (await deadLetters()).find(l => l.payload?.data?.userId === customer.user.id), 30_000, "the dead letter");
+		const deadLetters = async () =>
+			(await json(port, "GET", "/admin/dead-letters", undefined, admin)).body.rows as any[];
+		const letter = await waitFor(
+			async () => (await deadLetters()).find(l => l.payload?.data?.userId === customer.user.id),
+			30_000,
+			"the dead letter",
+		);
 		expect(letter).toMatchObject({
-			channel: `${namespace}.user.registered`, group: "notifications", deliveries: 2, error: expect.stringContaining("Mailbox unavailable"),
+			channel: `${namespace}.user.registered`,
+			group: "notifications",
+			deliveries: 2,
+			error: expect.stringContaining("Mailbox unavailable"),
 			payload: { type: "user.registered", version: 1 },
 		});
-		expect((await messages(customer.token)).find(m => m.template === "welcome")).toMatchObject({ status: "failed", attempts: 2 });
-		await waitFor(async () => (await summary()).newUsers === newUsersBefore + 1, 20_000, "analytics to count the user");
+		expect((await messages(customer.token)).find(m => m.template === "welcome")).toMatchObject({
+			status: "failed",
+			attempts: 2,
+		});
+		await waitFor(
+			async () => (await summary()).newUsers === newUsersBefore + 1,
+			20_000,
+			"analytics to count the user",
+		);
 		expect((await json(port, "GET", "/admin/dead-letters", undefined, customer.token)).status).toBe(403);
 		expect((await json(port, "POST", "/admin/dead-letters/999999/redrive", undefined, admin)).status).toBe(404);
 
 		smtp.refuse = null;
 		const redriven = await json(port, "POST", `/admin/dead-letters/${letter.seq}/redrive`, undefined, admin);
 		expect(redriven.status).toBe(200);
-		await waitFor(async () => (await messages(customer.token)).find(m => m.template === "welcome")?.status === "sent", 20_000, "the welcome to be sent");
+		await waitFor(
+			async () => (await messages(customer.token)).find(m => m.template === "welcome")?.status === "sent",
+			20_000,
+			"the welcome to be sent",
+		);
 		expect((await messages(customer.token)).find(m => m.template === "welcome").attempts).toBe(3);
 		expect((await deadLetters()).some(l => l.seq === letter.seq)).toBe(false);
 		await new Promise(resolve => setTimeout(resolve, 1_000));
@@ -107,25 +165,48 @@ describeWithNats("durable events over NATS JetStream", () => {
 	it("delivers every event of orders paid while NATS was down, once it is back", async () => {
 		const customer = await signUp("outage@events.test");
 		const product = (await json(port, "GET", "/products?q=mug")).body.rows[0];
-		await waitFor(async () => (await messages(customer.token)).some(m => m.template === "welcome"), 20_000, "the welcome");
+		await waitFor(
+			async () => (await messages(customer.token)).some(m => m.template === "welcome"),
+			20_000,
+			"the welcome",
+		);
 		const paidBefore = (await summary()).orders.paid;
 
 		await nats.stop();
 		const orders = [];
 		for (let i = 0; i < 3; i++) {
-			const res = await json(port, "POST", "/orders", { items: [{ productId: product.id, quantity: 1 }], paymentMethod: "pm_card_visa" }, customer.token);
+			const res = await json(
+				port,
+				"POST",
+				"/orders",
+				{ items: [{ productId: product.id, quantity: 1 }], paymentMethod: "pm_card_visa" },
+				customer.token,
+			);
 			expect(res.status).toBe(201);
 			orders.push(res.body);
 		}
 		await new Promise(resolve => setTimeout(resolve, 3_000)); // the relay tries, and fails, to publish meanwhile
 		await nats.start();
 
-		await waitFor(async () => {
-			const confirmations = (await messages(customer.token).catch(() => [])).filter(m => m.template === "order_confirmation");
-			return confirmations.length === 3;
-		}, 60_000, "three order confirmations");
-		await waitFor(async () => (await summary()).orders?.paid === paidBefore + 3, 30_000, "analytics to count the three orders");
-		const sent = (await messages(customer.token)).filter(m => m.template === "order_confirmation").map(m => m.body).join("\n");
+		await waitFor(
+			async () => {
+				const confirmations = (await messages(customer.token).catch(() => [])).filter(
+					m => m.template === "order_confirmation",
+				);
+				return confirmations.length === 3;
+			},
+			60_000,
+			"three order confirmations",
+		);
+		await waitFor(
+			async () => (await summary()).orders?.paid === paidBefore + 3,
+			30_000,
+			"analytics to count the three orders",
+		);
+		const sent = (await messages(customer.token))
+			.filter(m => m.template === "order_confirmation")
+			.map(m => m.body)
+			.join("\n");
 		for (const order of orders) expect(sent).toContain(order.invoiceNumber);
 	}, 120_000);
 });

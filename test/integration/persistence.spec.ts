@@ -28,16 +28,38 @@ it("keeps accounts, orders and stock across a restart", async () => {
 
 	node = startNode(env);
 	await waitUntilReady(port);
-	const registered = await json(port, "POST", "/auth/register", { name: "Keeper", email: "keeper@x.io", password: "password123" });
+	const registered = await json(port, "POST", "/auth/register", {
+		name: "Keeper",
+		email: "keeper@x.io",
+		password: "password123",
+	});
 	expect(registered.status).toBe(201);
 	const product = (await json(port, "GET", "/products?q=hoodie")).body.rows[0];
-	const order = await json(port, "POST", "/orders", { items: [{ productId: product.id, quantity: 2 }], paymentMethod: "pm_card_visa" }, registered.body.token);
+	const order = await json(
+		port,
+		"POST",
+		"/orders",
+		{ items: [{ productId: product.id, quantity: 2 }], paymentMethod: "pm_card_visa" },
+		registered.body.token,
+	);
 	expect(order.status).toBe(201);
 	const catalogSize = (await json(port, "GET", "/products")).body.total;
 	expect(await node.stop()).toBe(0);
-	expect(fs.readdirSync(dataDir).sort()).toEqual(config.mongoUri ? [] : [
-		"analytics.db", "carts.db", "invoices.db", "notifications.db", "orders.db", "payments.db", "products.db", "provider_charges.db", "users.db",
-	]);
+	expect(fs.readdirSync(dataDir).sort()).toEqual(
+		config.mongoUri
+			? []
+			: [
+					"analytics.db",
+					"carts.db",
+					"invoices.db",
+					"notifications.db",
+					"orders.db",
+					"payments.db",
+					"products.db",
+					"provider_charges.db",
+					"users.db",
+				],
+	);
 
 	node = startNode(env);
 	await waitUntilReady(port);
@@ -71,7 +93,11 @@ describe("the default mode (TCP transporter, NeDB)", () => {
 		const repl = await startRepl({ NAMESPACE: namespace, SERVICEDIR: "" }, dir);
 		try {
 			const nodeID = `${os.hostname().toLowerCase()}-${node.child.pid}`;
-			await waitFor(async () => (await repl.command("nodes")).includes(nodeID), 30_000, "the REPL to discover the node");
+			await waitFor(
+				async () => (await repl.command("nodes")).includes(nodeID),
+				30_000,
+				"the REPL to discover the node",
+			);
 			expect(await repl.command("stock MUG-001")).toMatch(/MUG-001.*Moleculer Mug/);
 		} finally {
 			await repl.quit();
@@ -80,24 +106,40 @@ describe("the default mode (TCP transporter, NeDB)", () => {
 
 	const SHARED = "with MongoDB every instance shares the data, so any number may run";
 
-	itOnEmbeddedStore("refuses a second instance of a stateful service on the same data, naming the node that has it", SHARED, async () => {
-		const second = startNode({ DATA_DIR: dir, SERVICES: "products", NAMESPACE: `other-${process.pid}` });
-		expect(await new Promise(resolve => second.child.once("exit", resolve))).not.toBe(0);
-		expect(second.output()).toContain(`Refusing to start 'products': node '${os.hostname().toLowerCase()}-${node.child.pid}' already runs it`);
-		expect(second.output()).toContain("MONGO_URI");
-	}, 60_000);
+	itOnEmbeddedStore(
+		"refuses a second instance of a stateful service on the same data, naming the node that has it",
+		SHARED,
+		async () => {
+			const second = startNode({ DATA_DIR: dir, SERVICES: "products", NAMESPACE: `other-${process.pid}` });
+			expect(await new Promise(resolve => second.child.once("exit", resolve))).not.toBe(0);
+			expect(second.output()).toContain(
+				`Refusing to start 'products': node '${os.hostname().toLowerCase()}-${node.child.pid}' already runs it`,
+			);
+			expect(second.output()).toContain("MONGO_URI");
+		},
+		60_000,
+	);
 
-	itOnEmbeddedStore("lets exactly one of two instances starting at the same moment have the data", SHARED, async () => {
-		const fresh = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-race-"));
-		const nodes = [0, 1].map(() => startNode({ DATA_DIR: fresh, SERVICES: "carts", NAMESPACE: `race-${process.pid}` }));
-		try {
-			const first = await Promise.race(nodes.map((n, i) => new Promise<number>(resolve => n.child.once("exit", () => resolve(i)))));
-			expect(nodes[first].output()).toContain("Refusing to start 'carts'");
-			await new Promise(resolve => setTimeout(resolve, 1_000));
-			expect(nodes[1 - first].child.exitCode).toBeNull();
-		} finally {
-			await Promise.all(nodes.map(n => n.stop()));
-			fs.rmSync(fresh, { recursive: true, force: true });
-		}
-	}, 60_000);
+	itOnEmbeddedStore(
+		"lets exactly one of two instances starting at the same moment have the data",
+		SHARED,
+		async () => {
+			const fresh = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-race-"));
+			const nodes = [0, 1].map(() =>
+				startNode({ DATA_DIR: fresh, SERVICES: "carts", NAMESPACE: `race-${process.pid}` }),
+			);
+			try {
+				const first = await Promise.race(
+					nodes.map((n, i) => new Promise<number>(resolve => n.child.once("exit", () => resolve(i)))),
+				);
+				expect(nodes[first].output()).toContain("Refusing to start 'carts'");
+				await new Promise(resolve => setTimeout(resolve, 1_000));
+				expect(nodes[1 - first].child.exitCode).toBeNull();
+			} finally {
+				await Promise.all(nodes.map(n => n.stop()));
+				fs.rmSync(fresh, { recursive: true, force: true });
+			}
+		},
+		60_000,
+	);
 });

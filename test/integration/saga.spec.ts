@@ -22,7 +22,10 @@ afterAll(() => shop.stop());
 /** A fresh product with `stock` units, so each test counts its own stock. */
 async function newProduct(stock: number, price = 1_000) {
 	const sku = `SAGA-${Math.random().toString(36).slice(2, 10).toUpperCase()}`;
-	const res = await shop.request("POST", "/api/v1/products", { token: admin, body: { sku, name: `Saga ${sku}`, price, category: "test", stock } });
+	const res = await shop.request("POST", "/api/v1/products", {
+		token: admin,
+		body: { sku, name: `Saga ${sku}`, price, category: "test", stock },
+	});
 	expect(res.status).toBe(201);
 	initialStock[res.body.id] = stock;
 	return res.body;
@@ -30,16 +33,30 @@ async function newProduct(stock: number, price = 1_000) {
 
 const stockOf = async (id: string) => (await shop.request("GET", `/api/v1/products/${id}`)).body.stock;
 const ledgerOf = (orderId: string) => shop.broker.call<any[], any>("payments.forOrder", { orderId });
-const checkout = (token: string, productId: string, paymentMethod: string, quantity = 2, headers: Record<string, string> = {}) =>
-	shop.request("POST", "/api/v1/orders", { token, headers, body: { items: [{ productId, quantity }], paymentMethod } });
+const checkout = (
+	token: string,
+	productId: string,
+	paymentMethod: string,
+	quantity = 2,
+	headers: Record<string, string> = {},
+) =>
+	shop.request("POST", "/api/v1/orders", {
+		token,
+		headers,
+		body: { items: [{ productId, quantity }], paymentMethod },
+	});
 
 /** The messages the customer was sent, once `count` of them have arrived. */
 async function messagesOf(token: string, count: number) {
 	let rows: any[] = [];
-	await waitFor(async () => {
-		rows = (await shop.request("GET", "/api/v1/notifications?pageSize=100", { token })).body.rows;
-		return rows.length >= count;
-	}, 10_000, `${count} messages`);
+	await waitFor(
+		async () => {
+			rows = (await shop.request("GET", "/api/v1/notifications?pageSize=100", { token })).body.rows;
+			return rows.length >= count;
+		},
+		10_000,
+		`${count} messages`,
+	);
 	return rows;
 }
 
@@ -50,21 +67,39 @@ describe("checkout with a card that", () => {
 		const res = await checkout(customer.token, product.id, "pm_card_visa");
 		expect(res.status).toBe(201);
 		const order = res.body;
-		expect(order).toMatchObject({ status: "paid", invoiceNumber: expect.stringMatching(/^INV-\d{6}$/), payment: { status: "succeeded", card: { brand: "visa", last4: "4242" } } });
+		expect(order).toMatchObject({
+			status: "paid",
+			invoiceNumber: expect.stringMatching(/^INV-\d{6}$/),
+			payment: { status: "succeeded", card: { brand: "visa", last4: "4242" } },
+		});
 		expect(order.timeline.map((t: any) => t.status)).toEqual(["reserved", "paid"]);
 		expect(order).not.toHaveProperty("paymentMethod");
 		expect(await stockOf(product.id)).toBe(8);
-		expect(await ledgerOf(order.id)).toEqual([expect.objectContaining({ kind: "charge", status: "succeeded", amount: order.total })]);
+		expect(await ledgerOf(order.id)).toEqual([
+			expect.objectContaining({ kind: "charge", status: "succeeded", amount: order.total }),
+		]);
 
 		const invoice = await shop.request("GET", `/api/v1/orders/${order.id}/invoice`, { token: customer.token });
 		expect(invoice.status).toBe(200);
-		expect(invoice.body).toMatchObject({ number: order.invoiceNumber, orderId: order.id, total: order.total, tax: order.tax, subtotal: order.subtotal, currency: "USD" });
+		expect(invoice.body).toMatchObject({
+			number: order.invoiceNumber,
+			orderId: order.id,
+			total: order.total,
+			tax: order.tax,
+			subtotal: order.subtotal,
+			currency: "USD",
+		});
 		expect(invoice.body.items).toEqual(order.items);
 		const stranger = await shop.signUp("Stranger");
-		expect((await shop.request("GET", `/api/v1/orders/${order.id}/invoice`, { token: stranger.token })).status).toBe(404);
+		expect(
+			(await shop.request("GET", `/api/v1/orders/${order.id}/invoice`, { token: stranger.token })).status,
+		).toBe(404);
 
 		const messages = await messagesOf(customer.token, 2); // welcome + confirmation
-		expect(messages.find(m => m.template === "order_confirmation")).toMatchObject({ status: "sent", channel: "email" });
+		expect(messages.find(m => m.template === "order_confirmation")).toMatchObject({
+			status: "sent",
+			channel: "email",
+		});
 		expect(messages.find(m => m.template === "order_confirmation").body).toContain(order.invoiceNumber);
 	});
 
@@ -73,15 +108,23 @@ describe("checkout with a card that", () => {
 		const product = await newProduct(10);
 		const res = await checkout(customer.token, product.id, "pm_card_chargeDeclined");
 		expect(res.status).toBe(402);
-		expect(res.body).toMatchObject({ type: "PAYMENT_FAILED", data: { reason: "card_declined", orderId: expect.any(String) } });
+		expect(res.body).toMatchObject({
+			type: "PAYMENT_FAILED",
+			data: { reason: "card_declined", orderId: expect.any(String) },
+		});
 		const { orderId } = res.body.data;
 
 		const order = (await shop.request("GET", `/api/v1/orders/${orderId}`, { token: customer.token })).body;
-		expect(order).toMatchObject({ status: "payment_failed", payment: { status: "failed", failureCode: "card_declined" } });
+		expect(order).toMatchObject({
+			status: "payment_failed",
+			payment: { status: "failed", failureCode: "card_declined" },
+		});
 		expect(order.timeline.map((t: any) => t.status)).toEqual(["reserved", "payment_failed"]);
 		expect(await stockOf(product.id)).toBe(10);
 		expect(await ledgerOf(orderId)).toEqual([expect.objectContaining({ kind: "charge", status: "failed" })]);
-		expect((await shop.request("GET", `/api/v1/orders/${orderId}/invoice`, { token: customer.token })).status).toBe(404);
+		expect((await shop.request("GET", `/api/v1/orders/${orderId}/invoice`, { token: customer.token })).status).toBe(
+			404,
+		);
 
 		const messages = await messagesOf(customer.token, 2);
 		expect(messages.find(m => m.template === "payment_failed")).toMatchObject({ status: "sent" });
@@ -103,7 +146,9 @@ describe("checkout with a card that", () => {
 		expect(res.status).toBe(201);
 		expect(res.body.status).toBe("paid");
 		expect(await ledgerOf(res.body.id)).toEqual([expect.objectContaining({ kind: "charge", status: "succeeded" })]);
-		const providerCharge = await shop.broker.call<any, any>("payment-provider.findCharge", { key: `charge:${res.body.id}` });
+		const providerCharge = await shop.broker.call<any, any>("payment-provider.findCharge", {
+			key: `charge:${res.body.id}`,
+		});
 		expect(providerCharge).toMatchObject({ status: "succeeded", amount: res.body.total });
 		expect(await stockOf(product.id)).toBe(2);
 	});
@@ -139,10 +184,18 @@ describe("cancellation", () => {
 		const cancelled = await shop.request("POST", `/api/v1/orders/${order.id}/cancel`, { token: customer.token });
 		expect(cancelled.status).toBe(200);
 		expect(cancelled.body).toMatchObject({ status: "cancelled", refunded: order.total });
-		expect(cancelled.body.timeline.map((t: any) => t.status)).toEqual(["reserved", "paid", "cancelling", "cancelled"]);
+		expect(cancelled.body.timeline.map((t: any) => t.status)).toEqual([
+			"reserved",
+			"paid",
+			"cancelling",
+			"cancelled",
+		]);
 		expect(await stockOf(product.id)).toBe(6);
 		const ledger = await ledgerOf(order.id);
-		expect(ledger.map(e => [e.kind, e.status, e.amount])).toEqual([["charge", "succeeded", order.total], ["refund", "succeeded", order.total]]);
+		expect(ledger.map(e => [e.kind, e.status, e.amount])).toEqual([
+			["charge", "succeeded", order.total],
+			["refund", "succeeded", order.total],
+		]);
 
 		const again = await shop.request("POST", `/api/v1/orders/${order.id}/cancel`, { token: customer.token });
 		expect(again.status).toBe(409);
@@ -158,20 +211,30 @@ describe("cancellation", () => {
 		const customer = await shop.signUp("Owner");
 		const product = await newProduct(2);
 		const failed = await checkout(customer.token, product.id, "pm_card_chargeDeclined", 1);
-		const refused = await shop.request("POST", `/api/v1/orders/${failed.body.data.orderId}/cancel`, { token: customer.token });
+		const refused = await shop.request("POST", `/api/v1/orders/${failed.body.data.orderId}/cancel`, {
+			token: customer.token,
+		});
 		expect(refused.status).toBe(409);
 
 		const paid = (await checkout(customer.token, product.id, "pm_card_visa", 1)).body;
 		const intruder = await shop.signUp("Intruder");
-		expect((await shop.request("POST", `/api/v1/orders/${paid.id}/cancel`, { token: intruder.token })).status).toBe(404);
-		expect((await shop.request("GET", `/api/v1/orders/${paid.id}`, { token: customer.token })).body.status).toBe("paid");
+		expect((await shop.request("POST", `/api/v1/orders/${paid.id}/cancel`, { token: intruder.token })).status).toBe(
+			404,
+		);
+		expect((await shop.request("GET", `/api/v1/orders/${paid.id}`, { token: customer.token })).body.status).toBe(
+			"paid",
+		);
 	});
 
 	it("runs once when the customer presses cancel several times at once", async () => {
 		const customer = await shop.signUp("Impatient");
 		const product = await newProduct(4);
 		const order = (await checkout(customer.token, product.id, "pm_card_visa", 2)).body;
-		const results = await Promise.all(Array.from({ length: 5 }, () => shop.request("POST", `/api/v1/orders/${order.id}/cancel`, { token: customer.token })));
+		const results = await Promise.all(
+			Array.from({ length: 5 }, () =>
+				shop.request("POST", `/api/v1/orders/${order.id}/cancel`, { token: customer.token }),
+			),
+		);
 		expect(results.filter(r => r.status === 200).length).toBeGreaterThanOrEqual(1);
 		expect(results.every(r => r.status === 200 || r.status === 409)).toBe(true);
 		expect(await stockOf(product.id)).toBe(4);
@@ -184,7 +247,9 @@ describe("a checkout repeated with its Idempotency-Key", () => {
 		const customer = await shop.signUp("Repeating");
 		const product = await newProduct(10);
 		const headers = { "idempotency-key": "pay-once" };
-		const results = await Promise.all(Array.from({ length: 6 }, () => checkout(customer.token, product.id, "pm_card_visa", 1, headers)));
+		const results = await Promise.all(
+			Array.from({ length: 6 }, () => checkout(customer.token, product.id, "pm_card_visa", 1, headers)),
+		);
 		expect(new Set(results.map(r => r.body.id)).size).toBe(1);
 		expect(results.every(r => r.status === 201)).toBe(true);
 		expect(await ledgerOf(results[0].body.id)).toHaveLength(1);
@@ -198,13 +263,18 @@ describe("a saga step that cannot finish now", () => {
 	it("answers 202 with the reserved order, which the recovery sweep settles once the service is back", async () => {
 		const customer = await shop.signUp("Patient");
 		const product = await newProduct(5);
-		const res = await withoutService(shop.broker, "invoices", () => checkout(customer.token, product.id, "pm_card_visa", 1));
+		const res = await withoutService(shop.broker, "invoices", () =>
+			checkout(customer.token, product.id, "pm_card_visa", 1),
+		);
 		expect(res.status).toBe(202);
 		expect(res.headers.get("location")).toBe(`/api/v1/orders/${res.body.id}`);
 		expect(res.body).toMatchObject({ status: "reserved" });
 		expect(await ledgerOf(res.body.id)).toEqual([expect.objectContaining({ status: "succeeded" })]); // charged once, already
 
-		await orders().adapter.updateMany({ _id: orders().decodeID(res.body.id) }, { $set: { updatedAt: new Date(Date.now() - 10 * 60_000) } });
+		await orders().adapter.updateMany(
+			{ _id: orders().decodeID(res.body.id) },
+			{ $set: { updatedAt: new Date(Date.now() - 10 * 60_000) } },
+		);
 		await orders().recoverOrders();
 		const settled = (await shop.request("GET", `/api/v1/orders/${res.body.id}`, { token: customer.token })).body;
 		expect(settled).toMatchObject({ status: "paid", invoiceNumber: expect.any(String) });
@@ -225,14 +295,16 @@ describe("a store error after the provider charged", () => {
 		const updateMany = payments.adapter.updateMany.bind(payments.adapter);
 		let failed = false;
 		// Only this customer's ledger write fails, once (the periodic sweep may settle other orders meanwhile).
-		const settle = jest.spyOn(payments.adapter, "updateMany").mockImplementation(async (query: any, update: any) => {
-			const entry = query._id && (await payments.adapter.findById(query._id));
-			if (!failed && entry?.userId === customer.user.id) {
-				failed = true;
-				throw storeError;
-			}
-			return updateMany(query, update);
-		});
+		const settle = jest
+			.spyOn(payments.adapter, "updateMany")
+			.mockImplementation(async (query: any, update: any) => {
+				const entry = query._id && (await payments.adapter.findById(query._id));
+				if (!failed && entry?.userId === customer.user.id) {
+					failed = true;
+					throw storeError;
+				}
+				return updateMany(query, update);
+			});
 		let res;
 		try {
 			res = await checkout(customer.token, product.id, "pm_card_visa", 1);
@@ -245,11 +317,18 @@ describe("a store error after the provider charged", () => {
 		expect(await stockOf(product.id)).toBe(4); // still held: the money was taken
 		expect(await ledgerOf(res.body.id)).toEqual([expect.objectContaining({ kind: "charge", status: "pending" })]);
 
-		await orders().adapter.updateMany({ _id: orders().decodeID(res.body.id) }, { $set: { updatedAt: new Date(Date.now() - 10 * 60_000) } });
+		await orders().adapter.updateMany(
+			{ _id: orders().decodeID(res.body.id) },
+			{ $set: { updatedAt: new Date(Date.now() - 10 * 60_000) } },
+		);
 		await orders().recoverOrders();
-		expect((await shop.request("GET", `/api/v1/orders/${res.body.id}`, { token: customer.token })).body).toMatchObject({ status: "paid" });
+		expect(
+			(await shop.request("GET", `/api/v1/orders/${res.body.id}`, { token: customer.token })).body,
+		).toMatchObject({ status: "paid" });
 		expect(await ledgerOf(res.body.id)).toEqual([expect.objectContaining({ kind: "charge", status: "succeeded" })]);
-		expect(await shop.broker.call("payment-provider.findCharge", { key: `charge:${res.body.id}` })).toMatchObject({ status: "succeeded" });
+		expect(await shop.broker.call("payment-provider.findCharge", { key: `charge:${res.body.id}` })).toMatchObject({
+			status: "succeeded",
+		});
 		expect(await stockOf(product.id)).toBe(4);
 	});
 });
@@ -261,10 +340,18 @@ describe("recovery of orders a crash left half way", () => {
 	/** An order that reserved its stock, as a checkout that died before or during its charge leaves it. */
 	async function stuckReserved(product: any, quantity: number, paymentMethod: string) {
 		const customer = await shop.signUp("Stuck");
-		const quote = await shop.broker.call<any, any>("pricing.quote", { items: [{ productId: product.id, quantity }] });
+		const quote = await shop.broker.call<any, any>("pricing.quote", {
+			items: [{ productId: product.id, quantity }],
+		});
 		const { missing, ...priced } = quote;
 		const doc = await orders().adapter.insert({
-			userId: customer.user.id, ...priced, status: "reserved", paymentMethod, timeline: [{ status: "reserved", at: longAgo() }], createdAt: longAgo(), updatedAt: longAgo(),
+			userId: customer.user.id,
+			...priced,
+			status: "reserved",
+			paymentMethod,
+			timeline: [{ status: "reserved", at: longAgo() }],
+			createdAt: longAgo(),
+			updatedAt: longAgo(),
 		});
 		const orderId = orders().encodeID(doc._id);
 		await shop.broker.call("products.reserveStock", { orderId, items: [{ productId: product.id, quantity }] });
@@ -278,8 +365,13 @@ describe("recovery of orders a crash left half way", () => {
 		expect(await stockOf(product.id)).toBe(5);
 
 		await orders().recoverOrders();
-		expect(await shop.broker.call<any, any>("orders.find", { id: good.orderId })).toMatchObject({ status: "paid", invoiceNumber: expect.any(String) });
-		expect(await shop.broker.call<any, any>("orders.find", { id: bad.orderId })).toMatchObject({ status: "payment_failed" });
+		expect(await shop.broker.call<any, any>("orders.find", { id: good.orderId })).toMatchObject({
+			status: "paid",
+			invoiceNumber: expect.any(String),
+		});
+		expect(await shop.broker.call<any, any>("orders.find", { id: bad.orderId })).toMatchObject({
+			status: "payment_failed",
+		});
 		expect(await stockOf(product.id)).toBe(8);
 	});
 
@@ -287,11 +379,18 @@ describe("recovery of orders a crash left half way", () => {
 		const product = await newProduct(10);
 		const stuck = await stuckReserved(product, 1, "pm_card_visa");
 		// The provider took the money; payments died before writing it down.
-		await shop.broker.call("payment-provider.charge", { key: `charge:${stuck.orderId}`, amount: stuck.total, currency: "USD", paymentMethod: "pm_card_visa" });
+		await shop.broker.call("payment-provider.charge", {
+			key: `charge:${stuck.orderId}`,
+			amount: stuck.total,
+			currency: "USD",
+			paymentMethod: "pm_card_visa",
+		});
 
 		await orders().recoverOrders();
 		expect((await shop.broker.call<any, any>("orders.find", { id: stuck.orderId })).status).toBe("paid");
-		expect(await ledgerOf(stuck.orderId)).toEqual([expect.objectContaining({ kind: "charge", status: "succeeded", amount: stuck.total })]);
+		expect(await ledgerOf(stuck.orderId)).toEqual([
+			expect.objectContaining({ kind: "charge", status: "succeeded", amount: stuck.total }),
+		]);
 	});
 
 	it("finishes a cancellation left half way: one refund, the stock back once", async () => {
@@ -299,10 +398,16 @@ describe("recovery of orders a crash left half way", () => {
 		const product = await newProduct(5);
 		const order = (await checkout(customer.token, product.id, "pm_card_visa", 2)).body;
 		await shop.broker.call("payments.refund", { orderId: order.id }); // the refund went through, then the node died
-		await orders().adapter.updateMany({ _id: orders().decodeID(order.id) }, { $set: { status: "cancelling", updatedAt: longAgo() } });
+		await orders().adapter.updateMany(
+			{ _id: orders().decodeID(order.id) },
+			{ $set: { status: "cancelling", updatedAt: longAgo() } },
+		);
 
 		await orders().recoverOrders();
-		expect(await shop.broker.call<any, any>("orders.find", { id: order.id })).toMatchObject({ status: "cancelled", refunded: order.total });
+		expect(await shop.broker.call<any, any>("orders.find", { id: order.id })).toMatchObject({
+			status: "cancelled",
+			refunded: order.total,
+		});
 		expect((await ledgerOf(order.id)).filter(e => e.kind === "refund")).toHaveLength(1);
 		expect(await stockOf(product.id)).toBe(5);
 	});

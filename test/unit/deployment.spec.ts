@@ -15,12 +15,18 @@ const compose = parse(read("docker-compose.yml"), { merge: true });
 /** What SERVICES can name: a folder of services/ with a service file in it (moleculer-runner loads every one below it). */
 const serviceFiles = fs
 	.readdirSync(path.join(ROOT, "services"), { withFileTypes: true })
-	.filter(entry => entry.isDirectory() && fs.readdirSync(path.join(ROOT, "services", entry.name)).some(f => f.endsWith(".service.ts")))
+	.filter(
+		entry =>
+			entry.isDirectory() &&
+			fs.readdirSync(path.join(ROOT, "services", entry.name)).some(f => f.endsWith(".service.ts")),
+	)
 	.map(entry => entry.name);
 const nodes = Object.entries<any>(compose.services).filter(([, def]) => def.image?.startsWith("moleshop"));
 
 /** Variables the code reads: platform/config.ts (the one reader), plus SERVICES and SERVICEDIR, read by moleculer-runner. */
-const readByCode = new Set([...read("platform/config.ts").matchAll(/env\.([A-Z_]+)/g)].map(m => m[1]).concat("SERVICES", "SERVICEDIR"));
+const readByCode = new Set(
+	[...read("platform/config.ts").matchAll(/env\.([A-Z_]+)/g)].map(m => m[1]).concat("SERVICES", "SERVICEDIR"),
+);
 
 it("runs every service in some container, and only services that exist", () => {
 	const run = nodes.flatMap(([, def]) => String(def.environment.SERVICES).split(","));
@@ -29,20 +35,24 @@ it("runs every service in some container, and only services that exist", () => {
 
 it("sets only environment variables the code reads", () => {
 	for (const [name, def] of nodes) {
-		for (const key of Object.keys(def.environment)) expect([name, key, readByCode.has(key)]).toEqual([name, key, true]);
+		for (const key of Object.keys(def.environment))
+			expect([name, key, readByCode.has(key)]).toEqual([name, key, true]);
 	}
-	for (const [, key] of read("Dockerfile").matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=/gm)) expect([key, readByCode.has(key)]).toEqual([key, true]);
+	for (const [, key] of read("Dockerfile").matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=/gm))
+		expect([key, readByCode.has(key)]).toEqual([key, true]);
 });
 
 it("has a healthcheck on every container and waits for healthy dependencies", () => {
 	for (const [name, def] of Object.entries<any>(compose.services)) {
 		expect([name, Array.isArray(def.healthcheck?.test)]).toEqual([name, true]);
-		for (const dependency of Object.values<any>(def.depends_on ?? {})) expect(dependency.condition).toBe("service_healthy");
+		for (const dependency of Object.values<any>(def.depends_on ?? {}))
+			expect(dependency.condition).toBe("service_healthy");
 	}
 });
 
 it("has the topology of `npm run cluster`, replicas included", () => {
-	const count = (list: string[]) => list.reduce<Record<string, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
+	const count = (list: string[]) =>
+		list.reduce<Record<string, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
 	const composed = nodes.flatMap(([, def]) => Array<string>(def.scale ?? 1).fill(def.environment.SERVICES));
 	expect(count(composed)).toEqual(count(TOPOLOGY.map(t => t.services)));
 });

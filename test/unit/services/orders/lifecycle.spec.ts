@@ -1,6 +1,13 @@
 /** The order lifecycle table (services/orders/lifecycle.ts), with no broker: every pair of statuses. */
 import {
-	assertMove, canMove, finishingStep, IN_CHECKOUT, INTERMEDIATE, LIFECYCLE, ORDER_STATUSES, type OrderStatus,
+	assertMove,
+	canMove,
+	finishingStep,
+	IN_CHECKOUT,
+	INTERMEDIATE,
+	LIFECYCLE,
+	ORDER_STATUSES,
+	type OrderStatus,
 } from "../../../../services/orders/lifecycle";
 
 /** The moves moleshop makes, written out once more by hand: the table must say exactly this. */
@@ -15,7 +22,15 @@ const ALLOWED: ReadonlyArray<[OrderStatus, OrderStatus]> = [
 
 describe("the order lifecycle", () => {
 	it("knows the seven statuses", () => {
-		expect([...ORDER_STATUSES].sort()).toEqual(["abandoned", "cancelled", "cancelling", "paid", "payment_failed", "pending", "reserved"]);
+		expect([...ORDER_STATUSES].sort()).toEqual([
+			"abandoned",
+			"cancelled",
+			"cancelling",
+			"paid",
+			"payment_failed",
+			"pending",
+			"reserved",
+		]);
 	});
 
 	const pairs = ORDER_STATUSES.flatMap(from => ORDER_STATUSES.map(to => [from, to] as const));
@@ -43,7 +58,9 @@ describe("the order lifecycle", () => {
 		for (const status of INTERMEDIATE) {
 			if (status !== "abandoned") expect(LIFECYCLE[status].to.length).toBeGreaterThan(0); // an abandoned checkout is removed, not moved
 		}
-		expect(ORDER_STATUSES.filter(status => LIFECYCLE[status].to.length === 0 && !finishingStep(status)).sort()).toEqual(["cancelled", "payment_failed"]);
+		expect(
+			ORDER_STATUSES.filter(status => LIFECYCLE[status].to.length === 0 && !finishingStep(status)).sort(),
+		).toEqual(["cancelled", "payment_failed"]);
 	});
 
 	it("hides the checkouts in progress from customers, and only them", () => {

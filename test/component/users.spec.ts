@@ -11,7 +11,8 @@ beforeAll(async () => {
 });
 afterAll(() => broker.stop());
 
-const register = (email: string, password = "password123") => broker.call<any, any>("users.register", { name: "Test", email, password });
+const register = (email: string, password = "password123") =>
+	broker.call<any, any>("users.register", { name: "Test", email, password });
 
 describe("users.register", () => {
 	it("stores an argon2id hash, never the password, and returns no hash", async () => {
@@ -25,9 +26,14 @@ describe("users.register", () => {
 	});
 
 	it("refuses a taken email, also when two registrations race", async () => {
-		const results = await Promise.allSettled([register("race@test.io"), register("race@test.io"), register("RACE@test.io")]);
+		const results = await Promise.allSettled([
+			register("race@test.io"),
+			register("race@test.io"),
+			register("RACE@test.io"),
+		]);
 		expect(results.filter(r => r.status === "fulfilled")).toHaveLength(1);
-		for (const r of results.filter(r => r.status === "rejected")) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 409, type: "EMAIL_TAKEN" });
+		for (const r of results.filter(r => r.status === "rejected"))
+			expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 409, type: "EMAIL_TAKEN" });
 		expect(await collection().count({ query: { email: "race@test.io" } })).toBe(1);
 	});
 });
@@ -38,7 +44,10 @@ describe("users.login", () => {
 	it("returns the user and a token for the right password", async () => {
 		const res = await broker.call<any, any>("users.login", { email: " LOGIN@test.io ", password: "the right one" });
 		expect(res.user.email).toBe("login@test.io");
-		expect(await broker.call("users.resolveToken", { token: res.token })).toEqual({ id: res.user.id, role: "customer" });
+		expect(await broker.call("users.resolveToken", { token: res.token })).toEqual({
+			id: res.user.id,
+			role: "customer",
+		});
 	});
 
 	it("answers a wrong password and an unknown email with the same 401", async () => {
@@ -47,7 +56,10 @@ describe("users.login", () => {
 			broker.call("users.login", { email: "nobody@test.io", password: "the right one" }),
 		]);
 		for (const result of [wrong, unknown]) {
-			expect(result).toMatchObject({ status: "rejected", reason: { code: 401, message: "Invalid email or password" } });
+			expect(result).toMatchObject({
+				status: "rejected",
+				reason: { code: 401, message: "Invalid email or password" },
+			});
 		}
 	});
 });
@@ -73,15 +85,24 @@ describe("users.resolveToken", () => {
 
 describe("admin account", () => {
 	it("exists with ADMIN_EMAIL and ADMIN_PASSWORD after start", async () => {
-		const res = await broker.call<any, any>("users.login", { email: "admin@moleshop.test", password: "admin-password" });
+		const res = await broker.call<any, any>("users.login", {
+			email: "admin@moleshop.test",
+			password: "admin-password",
+		});
 		expect(res.user.role).toBe("admin");
 	});
 
 	it("takes ADMIN_PASSWORD again at the next start", async () => {
 		const admin = await collection().findOne({ email: "admin@moleshop.test" });
-		await collection().updateMany({ email: "admin@moleshop.test" }, { $set: { passwordHash: "changed elsewhere", role: "customer" } });
+		await collection().updateMany(
+			{ email: "admin@moleshop.test" },
+			{ $set: { passwordHash: "changed elsewhere", role: "customer" } },
+		);
 		await (broker.getLocalService("users") as any).ensureAdmin();
-		const res = await broker.call<any, any>("users.login", { email: "admin@moleshop.test", password: "admin-password" });
+		const res = await broker.call<any, any>("users.login", {
+			email: "admin@moleshop.test",
+			password: "admin-password",
+		});
 		expect(res.user).toMatchObject({ id: String(admin._id), role: "admin" });
 	});
 });

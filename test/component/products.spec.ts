@@ -12,7 +12,11 @@ beforeAll(async () => {
 afterAll(() => broker.stop());
 
 async function product(sku: string, stock: number, price = 500) {
-	return broker.call<any, any>("products.create", { sku, name: `Product ${sku}`, price, category: "unit", stock }, admin);
+	return broker.call<any, any>(
+		"products.create",
+		{ sku, name: `Product ${sku}`, price, category: "unit", stock },
+		admin,
+	);
 }
 const stockOf = async (id: string) => (await broker.call<any, any>("products.get", { id })).stock;
 
@@ -25,7 +29,12 @@ describe("catalog", () => {
 	it("filters by text, category and price, in integer cents", async () => {
 		const res = await broker.call<any, any>("products.list", { q: "(", category: "kitchen" });
 		expect(res.total).toBe(0); // regex characters are searched literally
-		const apparel = await broker.call<any, any>("products.list", { category: "APPAREL", minPrice: "2000", maxPrice: "6000", sort: "price" });
+		const apparel = await broker.call<any, any>("products.list", {
+			category: "APPAREL",
+			minPrice: "2000",
+			maxPrice: "6000",
+			sort: "price",
+		});
 		expect(apparel.rows.map((p: any) => p.sku)).toEqual(["TEE-001", "HOOD-001"]);
 		expect(apparel.rows.every((p: any) => Number.isInteger(p.price))).toBe(true);
 	});
@@ -34,7 +43,9 @@ describe("catalog", () => {
 		await product("UNIQUE-1", 1);
 		await expect(product("unique-1", 1)).rejects.toMatchObject({ code: 409, type: "SKU_TAKEN" });
 		const sku = await product("UNIQUE-2", 1);
-		await expect(broker.call("products.update", { id: sku.id, sku: "UNIQUE-1" }, admin)).rejects.toMatchObject({ code: 409 });
+		await expect(broker.call("products.update", { id: sku.id, sku: "UNIQUE-1" }, admin)).rejects.toMatchObject({
+			code: 409,
+		});
 	});
 
 	it("serves fresh data after a change, though reads are cached", async () => {
@@ -42,7 +53,10 @@ describe("catalog", () => {
 		expect(await stockOf(p.id)).toBe(5);
 		await broker.call("products.update", { id: p.id, stock: 9 }, admin);
 		expect(await stockOf(p.id)).toBe(9);
-		await broker.call("products.reserveStock", { orderId: "cacheOrder", items: [{ productId: p.id, quantity: 4 }] });
+		await broker.call("products.reserveStock", {
+			orderId: "cacheOrder",
+			items: [{ productId: p.id, quantity: 4 }],
+		});
 		expect(await stockOf(p.id)).toBe(5);
 	});
 
@@ -55,19 +69,41 @@ describe("catalog", () => {
 
 describe("reserveStock / releaseStock", () => {
 	let orders = 0;
-	const reserve = (items: object[], orderId = `order${++orders}`) => broker.call<any, any>("products.reserveStock", { orderId, items });
-	const release = (items: object[], orderId: string) => broker.call<any, any>("products.releaseStock", { orderId, items });
+	const reserve = (items: object[], orderId = `order${++orders}`) =>
+		broker.call<any, any>("products.reserveStock", { orderId, items });
+	const release = (items: object[], orderId: string) =>
+		broker.call<any, any>("products.releaseStock", { orderId, items });
 
 	it("takes every line or none", async () => {
 		const a = await product("RES-A", 5);
 		const b = await product("RES-B", 1);
-		await expect(reserve([{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 2 }]))
-			.rejects.toMatchObject({ code: 409, type: "OUT_OF_STOCK", data: { items: [{ productId: b.id, quantity: 2, available: 1 }] } });
+		await expect(
+			reserve([
+				{ productId: a.id, quantity: 2 },
+				{ productId: b.id, quantity: 2 },
+			]),
+		).rejects.toMatchObject({
+			code: 409,
+			type: "OUT_OF_STOCK",
+			data: { items: [{ productId: b.id, quantity: 2, available: 1 }] },
+		});
 		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([5, 1]);
 
-		await reserve([{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }], "orderAB");
+		await reserve(
+			[
+				{ productId: a.id, quantity: 2 },
+				{ productId: b.id, quantity: 1 },
+			],
+			"orderAB",
+		);
 		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([3, 0]);
-		await release([{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }], "orderAB");
+		await release(
+			[
+				{ productId: a.id, quantity: 2 },
+				{ productId: b.id, quantity: 1 },
+			],
+			"orderAB",
+		);
 		expect([await stockOf(a.id), await stockOf(b.id)]).toEqual([5, 1]);
 	});
 
@@ -91,20 +127,31 @@ describe("reserveStock / releaseStock", () => {
 
 	it("adds up repeated lines of one product before checking", async () => {
 		const p = await product("RES-C", 3);
-		await expect(reserve([{ productId: p.id, quantity: 2 }, { productId: p.id, quantity: 2 }])).rejects.toMatchObject({ code: 409 });
+		await expect(
+			reserve([
+				{ productId: p.id, quantity: 2 },
+				{ productId: p.id, quantity: 2 },
+			]),
+		).rejects.toMatchObject({ code: 409 });
 		expect(await stockOf(p.id)).toBe(3);
 	});
 
 	it("treats an unknown product as out of stock", async () => {
 		const p = await product("RES-D", 3);
-		await expect(reserve([{ productId: p.id, quantity: 1 }, { productId: "missing0000000000", quantity: 1 }]))
-			.rejects.toMatchObject({ code: 409, data: { items: [{ productId: "missing0000000000", available: 0 }] } });
+		await expect(
+			reserve([
+				{ productId: p.id, quantity: 1 },
+				{ productId: "missing0000000000", quantity: 1 },
+			]),
+		).rejects.toMatchObject({ code: 409, data: { items: [{ productId: "missing0000000000", available: 0 }] } });
 		expect(await stockOf(p.id)).toBe(3);
 	});
 
 	it("never goes below zero under concurrent reservations", async () => {
 		const p = await product("RES-E", 25);
-		const results = await Promise.allSettled(Array.from({ length: 60 }, () => reserve([{ productId: p.id, quantity: 1 }])));
+		const results = await Promise.allSettled(
+			Array.from({ length: 60 }, () => reserve([{ productId: p.id, quantity: 1 }])),
+		);
 		expect(results.filter(r => r.status === "fulfilled")).toHaveLength(25);
 		expect(await stockOf(p.id)).toBe(0);
 	});
@@ -114,8 +161,14 @@ describe("reserveStock / releaseStock", () => {
 			const x = await product(`CROSS-X${round}`, 1);
 			const y = await product(`CROSS-Y${round}`, 1);
 			const results = await Promise.allSettled([
-				reserve([{ productId: x.id, quantity: 1 }, { productId: y.id, quantity: 1 }]),
-				reserve([{ productId: y.id, quantity: 1 }, { productId: x.id, quantity: 1 }]),
+				reserve([
+					{ productId: x.id, quantity: 1 },
+					{ productId: y.id, quantity: 1 },
+				]),
+				reserve([
+					{ productId: y.id, quantity: 1 },
+					{ productId: x.id, quantity: 1 },
+				]),
 			]);
 			expect(results.map(r => r.status).sort()).toEqual(["fulfilled", "rejected"]);
 			expect([await stockOf(x.id), await stockOf(y.id)]).toEqual([0, 0]);
@@ -126,10 +179,14 @@ describe("reserveStock / releaseStock", () => {
 describe("commitStock / restockOrder and stock.low", () => {
 	const lowStock: any[] = [];
 	beforeAll(() => {
-		broker.createService({ name: "watcher", channels: { "stock.low": { handler: (event: any) => void lowStock.push(event) } } } as any);
+		broker.createService({
+			name: "watcher",
+			channels: { "stock.low": { handler: (event: any) => void lowStock.push(event) } },
+		} as any);
 		return broker.waitForServices("watcher");
 	});
-	const reserve = (orderId: string, productId: string, quantity: number) => broker.call("products.reserveStock", { orderId, items: [{ productId, quantity }] });
+	const reserve = (orderId: string, productId: string, quantity: number) =>
+		broker.call("products.reserveStock", { orderId, items: [{ productId, quantity }] });
 	const eventsOf = (productId: string) => lowStock.filter(e => e.data.productId === productId);
 
 	it("commits a paid order's hold, and gives a cancelled order's units back once", async () => {
@@ -138,7 +195,8 @@ describe("commitStock / restockOrder and stock.low", () => {
 		await broker.call("products.commitStock", { orderId: "paid1", items: [{ productId: p.id, quantity: 4 }] });
 		await broker.call("products.releaseStock", { orderId: "paid1", items: [{ productId: p.id, quantity: 4 }] });
 		expect(await stockOf(p.id)).toBe(6); // committed: a stray release gives nothing back
-		for (let i = 0; i < 2; i++) await broker.call("products.restockOrder", { orderId: "paid1", items: [{ productId: p.id, quantity: 4 }] });
+		for (let i = 0; i < 2; i++)
+			await broker.call("products.restockOrder", { orderId: "paid1", items: [{ productId: p.id, quantity: 4 }] });
 		expect(await stockOf(p.id)).toBe(10);
 	});
 
@@ -149,7 +207,13 @@ describe("commitStock / restockOrder and stock.low", () => {
 		await reserve(`c-${products[0].id}`, products[0].id, 1); // already low: no second event
 		await new Promise(resolve => setTimeout(resolve, 300));
 		for (const p of products) {
-			expect(eventsOf(p.id)).toEqual([expect.objectContaining({ type: "stock.low", version: 1, data: expect.objectContaining({ sku: p.sku, stock: 4, threshold: 5 }) })]);
+			expect(eventsOf(p.id)).toEqual([
+				expect.objectContaining({
+					type: "stock.low",
+					version: 1,
+					data: expect.objectContaining({ sku: p.sku, stock: 4, threshold: 5 }),
+				}),
+			]);
 		}
 	});
 });

@@ -16,7 +16,16 @@ afterAll(() => broker.stop());
 
 describe("carts", () => {
 	it("starts empty", async () => {
-		expect(await broker.call("carts.get", {}, as("empty"))).toEqual({ items: [], subtotal: 0, discount: 0, shipping: 0, tax: 0, total: 0, currency: "USD", country: "US" });
+		expect(await broker.call("carts.get", {}, as("empty"))).toEqual({
+			items: [],
+			subtotal: 0,
+			discount: 0,
+			shipping: 0,
+			tax: 0,
+			total: 0,
+			currency: "USD",
+			country: "US",
+		});
 	});
 
 	it("prices lines from the catalog and removes a line at quantity 0", async () => {
@@ -24,7 +33,11 @@ describe("carts", () => {
 		await broker.call("carts.setItem", { productId: cheap.id, quantity: 2 }, as("u1"));
 		const cart = await broker.call<any, any>("carts.setItem", { productId: dear.id, quantity: 1 }, as("u1"));
 		expect(cart.subtotal).toBe(2 * cheap.price + dear.price);
-		expect(cart.items).toEqual(expect.arrayContaining([expect.objectContaining({ productId: cheap.id, quantity: 2, lineTotal: 2 * cheap.price })]));
+		expect(cart.items).toEqual(
+			expect.arrayContaining([
+				expect.objectContaining({ productId: cheap.id, quantity: 2, lineTotal: 2 * cheap.price }),
+			]),
+		);
 
 		const after = await broker.call<any, any>("carts.setItem", { productId: cheap.id, quantity: 0 }, as("u1"));
 		expect(after.items.map((l: any) => l.productId)).toEqual([dear.id]);
@@ -37,7 +50,9 @@ describe("carts", () => {
 	});
 
 	it("refuses unknown products and empties on clear", async () => {
-		await expect(broker.call("carts.setItem", { productId: "unknown000000000", quantity: 1 }, as("u4"))).rejects.toMatchObject({ code: 404 });
+		await expect(
+			broker.call("carts.setItem", { productId: "unknown000000000", quantity: 1 }, as("u4")),
+		).rejects.toMatchObject({ code: 404 });
 		await broker.call("carts.setItem", { productId: products[0].id, quantity: 1 }, as("u4"));
 		expect(await broker.call("carts.clear", {}, as("u4"))).toMatchObject({ items: [], total: 0 });
 		expect(await broker.call("carts.items", { userId: "u4" })).toEqual([]);
@@ -48,15 +63,34 @@ describe("carts", () => {
 		await broker.call("carts.setItem", { productId: a.id, quantity: 1 }, as("u5"));
 		await broker.call("carts.setItem", { productId: b.id, quantity: 1 }, as("u5"));
 		await broker.call("carts.setItem", { productId: c.id, quantity: 5 }, as("u5"));
-		await broker.call("carts.removeItems", { userId: "u5", items: [{ productId: a.id, quantity: 1 }, { productId: c.id, quantity: 2 }] });
-		expect(await broker.call("carts.items", { userId: "u5" })).toEqual([{ productId: b.id, quantity: 1 }, { productId: c.id, quantity: 5 }]);
+		await broker.call("carts.removeItems", {
+			userId: "u5",
+			items: [
+				{ productId: a.id, quantity: 1 },
+				{ productId: c.id, quantity: 2 },
+			],
+		});
+		expect(await broker.call("carts.items", { userId: "u5" })).toEqual([
+			{ productId: b.id, quantity: 1 },
+			{ productId: c.id, quantity: 5 },
+		]);
 	});
 
 	it("lists lines of products that left the catalog as unavailable", async () => {
-		const gone = await broker.call<any, any>("products.create", { sku: "GONE-1", name: "Gone", price: 100, category: "x", stock: 1 }, { meta: { user: { id: "a", role: "admin" } } });
+		const gone = await broker.call<any, any>(
+			"products.create",
+			{ sku: "GONE-1", name: "Gone", price: 100, category: "x", stock: 1 },
+			{ meta: { user: { id: "a", role: "admin" } } },
+		);
 		await broker.call("carts.setItem", { productId: gone.id, quantity: 1 }, as("u6"));
 		await broker.call("products.remove", { id: gone.id });
-		expect(await broker.call("carts.get", {}, as("u6"))).toMatchObject({ items: [], total: 0, unavailable: [{ productId: gone.id, quantity: 1 }] });
-		expect(await broker.call("carts.setItem", { productId: gone.id, quantity: 0 }, as("u6"))).not.toHaveProperty("unavailable");
+		expect(await broker.call("carts.get", {}, as("u6"))).toMatchObject({
+			items: [],
+			total: 0,
+			unavailable: [{ productId: gone.id, quantity: 1 }],
+		});
+		expect(await broker.call("carts.setItem", { productId: gone.id, quantity: 0 }, as("u6"))).not.toHaveProperty(
+			"unavailable",
+		);
 	});
 });

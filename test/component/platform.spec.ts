@@ -1,54 +1,9 @@
+/** Platform pieces on a broker: the health endpoint, and refusals told from failures (also across nodes). */
 import { Errors, ServiceBroker } from "moleculer";
 import { mongo } from "mongoose";
-import { loadConfig } from "../../platform/config";
 import { isClientRefusal, isEndpointFailure, isNotFound, notFound } from "../../platform/errors";
 import { HealthEndpoint } from "../../platform/middlewares/health-endpoint";
 import { freePort } from "../helpers/process";
-import { mergeItems } from "../../contracts/items";
-import { priceLines } from "../../services/pricing/price-lines";
-
-describe("loadConfig", () => {
-	it("has defaults for a bare environment", () => {
-		const config = loadConfig({});
-		expect(config).toMatchObject({ port: 3000, env: "development", isProduction: false, mongoUri: undefined, logLevel: "info", bodyLimit: "64kb" });
-		expect(config.dataDir).toMatch(/data$/);
-	});
-
-	it("reads and normalises the environment", () => {
-		const config = loadConfig({ NODE_ENV: "production", PORT: "8080", MONGO_URI: "mongodb://db/shop", ADMIN_EMAIL: "Admin@X.io", LOG_LEVEL: "DEBUG" });
-		expect(config).toMatchObject({ port: 8080, isProduction: true, mongoUri: "mongodb://db/shop", adminEmail: "admin@x.io", logLevel: "debug" });
-	});
-
-	it("refuses values it cannot use", () => {
-		expect(() => loadConfig({ PORT: "eighty" })).toThrow(/PORT/);
-		expect(() => loadConfig({ LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL/);
-	});
-});
-
-describe("pricing", () => {
-	const products = [
-		{ id: "a", sku: "A", name: "A", price: 199, currency: "USD" },
-		{ id: "b", sku: "B", name: "B", price: 1000, currency: "USD" },
-	];
-
-	it("adds integer cents exactly", () => {
-		const priced = priceLines([{ productId: "a", quantity: 3 }, { productId: "b", quantity: 1 }], products);
-		expect(priced).toMatchObject({ currency: "USD", missing: [], mixedCurrencies: false });
-		expect(priced.items.reduce((sum, line) => sum + line.lineTotal, 0)).toBe(1597);
-		expect(priced.items[0]).toEqual({ productId: "a", sku: "A", name: "A", unitPrice: 199, quantity: 3, lineTotal: 597 });
-	});
-
-	it("reports missing products and mixed currencies", () => {
-		const priced = priceLines([{ productId: "a", quantity: 1 }, { productId: "x", quantity: 1 }, { productId: "e", quantity: 1 }], [...products, { id: "e", sku: "E", name: "E", price: 5, currency: "EUR" }]);
-		expect(priced.missing).toEqual(["x"]);
-		expect(priced.mixedCurrencies).toBe(true);
-	});
-
-	it("merges repeated lines", () => {
-		expect(mergeItems([{ productId: "a", quantity: 1 }, { productId: "b", quantity: 2 }, { productId: "a", quantity: 3 }]))
-			.toEqual([{ productId: "a", quantity: 4 }, { productId: "b", quantity: 2 }]);
-	});
-});
 
 describe("HealthEndpoint", () => {
 	it("answers /health while the broker runs, and stops with it", async () => {
@@ -82,12 +37,18 @@ describe("refusals and failures", () => {
 
 	it("tells a service's refusal from a store's error whatever its code, also across nodes", async () => {
 		const namespace = `refusals-${process.pid}`;
-		const [serving, calling] = ["serving", "calling"].map(nodeID => new ServiceBroker({ nodeID, namespace, transporter: "Fake", logger: false }));
+		const [serving, calling] = ["serving", "calling"].map(
+			nodeID => new ServiceBroker({ nodeID, namespace, transporter: "Fake", logger: false }),
+		);
 		serving.createService({
 			name: "thing",
 			actions: {
-				refuse() { throw notFound("Thing", "t1"); },
-				fail() { throw storeError(); },
+				refuse() {
+					throw notFound("Thing", "t1");
+				},
+				fail() {
+					throw storeError();
+				},
 				check: { params: { n: "number" }, handler: () => true },
 			},
 		});
@@ -97,9 +58,17 @@ describe("refusals and failures", () => {
 			const refused: any = await calling.call("thing.refuse").catch(err => err);
 			const failed: any = await calling.call("thing.fail").catch(err => err);
 			const invalid: any = await calling.call("thing.check", { n: "x" }).catch(err => err);
-			expect([isClientRefusal(refused), isNotFound(refused), isEndpointFailure(refused)]).toEqual([true, true, false]);
+			expect([isClientRefusal(refused), isNotFound(refused), isEndpointFailure(refused)]).toEqual([
+				true,
+				true,
+				false,
+			]);
 			expect(failed.code).toBe(449); // the store's code arrives with the error...
-			expect([isClientRefusal(failed), isNotFound(failed), isEndpointFailure(failed)]).toEqual([false, false, true]); // ...and is not taken for a refusal
+			expect([isClientRefusal(failed), isNotFound(failed), isEndpointFailure(failed)]).toEqual([
+				false,
+				false,
+				true,
+			]); // ...and is not taken for a refusal
 			expect([invalid.code, isClientRefusal(invalid), isEndpointFailure(invalid)]).toEqual([422, true, false]);
 		} finally {
 			await Promise.all([serving.stop(), calling.stop()]);
@@ -113,7 +82,9 @@ describe("refusals and failures", () => {
 		expect(isEndpointFailure(new Errors.MoleculerServerError("broken", 500, "BROKEN"))).toBe(true);
 		expect(isEndpointFailure(new Errors.ServiceNotAvailableError({ action: "a.b", nodeID: "n1" }))).toBe(true);
 		expect(isEndpointFailure(new Errors.ServiceNotAvailableError({ action: "a.b" }))).toBe(false); // no node for a service it calls
-		expect(isEndpointFailure(new Errors.QueueIsFullError({ action: "a.b", nodeID: "n1", size: 1, limit: 1 }))).toBe(false);
+		expect(isEndpointFailure(new Errors.QueueIsFullError({ action: "a.b", nodeID: "n1", size: 1, limit: 1 }))).toBe(
+			false,
+		);
 		expect(isEndpointFailure(new TypeError("x is undefined"))).toBe(true);
 		expect(isEndpointFailure(storeError())).toBe(true);
 	});

@@ -17,35 +17,88 @@ const as = (u: { id: string; role: string }, meta: object = {}) => ({ meta: { us
 const stockOf = async (id: string) => (await (broker.getLocalService("products") as any).adapter.findById(id)).stock;
 
 beforeAll(async () => {
-	broker = await startBroker([UsersService, ProductsService, PricingService, CartsService, OrdersService, PaymentProviderService, PaymentsService, InvoicesService]);
+	broker = await startBroker([
+		UsersService,
+		ProductsService,
+		PricingService,
+		CartsService,
+		OrdersService,
+		PaymentProviderService,
+		PaymentsService,
+		InvoicesService,
+	]);
 	products = (await broker.call<any, any>("products.list", { sort: "price" })).rows;
-	user = (await broker.call<any, any>("users.register", { name: "Buyer", email: "buyer@test.io", password: "password123" })).user;
+	user = (
+		await broker.call<any, any>("users.register", {
+			name: "Buyer",
+			email: "buyer@test.io",
+			password: "password123",
+		})
+	).user;
 });
 afterAll(() => broker.stop());
 
 describe("orders.create", () => {
 	it("stores priced lines and the total, and takes the stock", async () => {
 		const [a, b] = products;
-		const order = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: a.id, quantity: 2 }, { productId: b.id, quantity: 1 }] }, as(user));
-		expect(order).toMatchObject({ userId: user.id, status: "paid", subtotal: 2 * a.price + b.price, total: 2 * a.price + b.price + 499, currency: "USD", country: "US" });
-		expect(order.items[0]).toEqual({ productId: a.id, sku: a.sku, name: a.name, unitPrice: a.price, quantity: 2, lineTotal: 2 * a.price });
+		const order = await broker.call<any, any>(
+			"orders.create",
+			{
+				paymentMethod: "pm_card_visa",
+				items: [
+					{ productId: a.id, quantity: 2 },
+					{ productId: b.id, quantity: 1 },
+				],
+			},
+			as(user),
+		);
+		expect(order).toMatchObject({
+			userId: user.id,
+			status: "paid",
+			subtotal: 2 * a.price + b.price,
+			total: 2 * a.price + b.price + 499,
+			currency: "USD",
+			country: "US",
+		});
+		expect(order.items[0]).toEqual({
+			productId: a.id,
+			sku: a.sku,
+			name: a.name,
+			unitPrice: a.price,
+			quantity: 2,
+			lineTotal: 2 * a.price,
+		});
 		expect(await stockOf(a.id)).toBe(a.stock - 2);
 	});
 
 	it("refuses a checkout for an account that no longer exists, and reserves nothing", async () => {
 		const ghost = { id: "ghost00000000000", role: "customer" };
-		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: products[0].id, quantity: 1 }] }, as(ghost))).rejects.toMatchObject({ code: 404 });
+		await expect(
+			broker.call(
+				"orders.create",
+				{ paymentMethod: "pm_card_visa", items: [{ productId: products[0].id, quantity: 1 }] },
+				as(ghost),
+			),
+		).rejects.toMatchObject({ code: 404 });
 		expect((await broker.call<any, any>("products.get", { id: products[0].id })).stock).toBe(products[0].stock - 2);
 	});
 
 	it("refuses an empty cart", async () => {
-		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", fromCart: true }, as(user))).rejects.toMatchObject({ code: 422, type: "EMPTY_CART" });
+		await expect(
+			broker.call("orders.create", { paymentMethod: "pm_card_visa", fromCart: true }, as(user)),
+		).rejects.toMatchObject({ code: 422, type: "EMPTY_CART" });
 	});
 
 	it("leaves no order behind when stock is short", async () => {
 		const before = await broker.call<any, any>("orders.list", {}, as(user));
 		const cap = products.find(p => p.sku === "CAP-001");
-		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: cap.stock + 1 }] }, as(user))).rejects.toMatchObject({ code: 409 });
+		await expect(
+			broker.call(
+				"orders.create",
+				{ paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: cap.stock + 1 }] },
+				as(user),
+			),
+		).rejects.toMatchObject({ code: 409 });
 		expect((await broker.call<any, any>("orders.list", {}, as(user))).total).toBe(before.total);
 	});
 
@@ -61,7 +114,11 @@ describe("orders.create", () => {
 	it("creates one order when repeats with one key arrive at the same moment", async () => {
 		const product = products[3];
 		const params = { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] };
-		const results = await Promise.all(Array.from({ length: 10 }, () => broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "same-moment" }))));
+		const results = await Promise.all(
+			Array.from({ length: 10 }, () =>
+				broker.call<any, any>("orders.create", params, as(user, { idempotencyKey: "same-moment" })),
+			),
+		);
 		expect(new Set(results.map(order => order.id)).size).toBe(1);
 		expect(await stockOf(product.id)).toBe(product.stock - 1);
 	});
@@ -69,35 +126,87 @@ describe("orders.create", () => {
 	it("treats the same lines in another order as the same request", async () => {
 		const [a, b] = products;
 		const meta = { idempotencyKey: "reordered" };
-		const first = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: a.id, quantity: 1 }, { productId: b.id, quantity: 1 }] }, as(user, meta));
-		const again = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: b.id, quantity: 1 }, { productId: a.id, quantity: 1 }] }, as(user, meta));
+		const first = await broker.call<any, any>(
+			"orders.create",
+			{
+				paymentMethod: "pm_card_visa",
+				items: [
+					{ productId: a.id, quantity: 1 },
+					{ productId: b.id, quantity: 1 },
+				],
+			},
+			as(user, meta),
+		);
+		const again = await broker.call<any, any>(
+			"orders.create",
+			{
+				paymentMethod: "pm_card_visa",
+				items: [
+					{ productId: b.id, quantity: 1 },
+					{ productId: a.id, quantity: 1 },
+				],
+			},
+			as(user, meta),
+		);
 		expect(again.id).toBe(first.id);
 	});
 
 	it("refuses more than the maximum of one product, summed over its lines", async () => {
 		const line = { productId: products[0].id, quantity: 1000 };
-		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [line, line] }, as(user))).rejects.toMatchObject({ code: 422, type: "QUANTITY_TOO_LARGE" });
+		await expect(
+			broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [line, line] }, as(user)),
+		).rejects.toMatchObject({ code: 422, type: "QUANTITY_TOO_LARGE" });
 	});
 
 	it("lets a key be used again after its first request failed", async () => {
 		const cap = products.find(p => p.sku === "CAP-001");
 		const meta = { idempotencyKey: "retry-after-409" };
-		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: 999 }] }, as(user, meta))).rejects.toMatchObject({ code: 409 });
-		await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: 999 }] }, as(user, meta))).rejects.toMatchObject({ code: 409 });
+		await expect(
+			broker.call(
+				"orders.create",
+				{ paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: 999 }] },
+				as(user, meta),
+			),
+		).rejects.toMatchObject({ code: 409 });
+		await expect(
+			broker.call(
+				"orders.create",
+				{ paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: 999 }] },
+				as(user, meta),
+			),
+		).rejects.toMatchObject({ code: 409 });
 	});
 });
 
 describe("checkouts that cannot finish", () => {
-	const orders = () => (broker.getLocalService("orders") as any);
+	const orders = () => broker.getLocalService("orders") as any;
 	const longAgo = () => new Date(Date.now() - 10 * 60_000);
 
 	/** A checkout that crashed after taking its stock: a pending order holding a reservation. */
 	async function crashedCheckout(product: any, quantity: number, extra: object = {}) {
 		const doc = await orders().adapter.insert({
-			userId: user.id, items: [{ productId: product.id, sku: product.sku, name: product.name, unitPrice: product.price, quantity, lineTotal: product.price * quantity }],
-			total: product.price * quantity, currency: "USD", status: "pending", createdAt: longAgo(), updatedAt: longAgo(), ...extra,
+			userId: user.id,
+			items: [
+				{
+					productId: product.id,
+					sku: product.sku,
+					name: product.name,
+					unitPrice: product.price,
+					quantity,
+					lineTotal: product.price * quantity,
+				},
+			],
+			total: product.price * quantity,
+			currency: "USD",
+			status: "pending",
+			createdAt: longAgo(),
+			updatedAt: longAgo(),
+			...extra,
 		});
-		await broker.call("products.reserveStock", { orderId: String(doc._id), items: [{ productId: product.id, quantity }] });
+		await broker.call("products.reserveStock", {
+			orderId: String(doc._id),
+			items: [{ productId: product.id, quantity }],
+		});
 		return doc;
 	}
 
@@ -107,14 +216,19 @@ describe("checkouts that cannot finish", () => {
 		const doc = await crashedCheckout(product, 2);
 		expect(await stockOf(product.id)).toBe(before - 2);
 		await expect(broker.call("orders.get", { id: String(doc._id) }, as(user))).rejects.toMatchObject({ code: 404 });
-		expect((await broker.call<any, any>("orders.list", {}, as(user))).rows.map((o: any) => o.id)).not.toContain(String(doc._id));
+		expect((await broker.call<any, any>("orders.list", {}, as(user))).rows.map((o: any) => o.id)).not.toContain(
+			String(doc._id),
+		);
 
 		await orders().recoverOrders();
 		expect(await stockOf(product.id)).toBe(before);
 		expect(await orders().adapter.findById(doc._id)).toMatchObject({ status: "abandoned" });
 
 		// A reservation still under way when it was abandoned takes its stock late; the sweep's second release returns it.
-		await broker.call("products.reserveStock", { orderId: String(doc._id), items: [{ productId: product.id, quantity: 2 }] });
+		await broker.call("products.reserveStock", {
+			orderId: String(doc._id),
+			items: [{ productId: product.id, quantity: 2 }],
+		});
 		await orders().adapter.updateMany({ _id: doc._id }, { $set: { updatedAt: longAgo() } });
 		await orders().recoverOrders();
 		expect(await stockOf(product.id)).toBe(before);
@@ -144,7 +258,13 @@ describe("checkouts that cannot finish", () => {
 			throw new Error("connection lost after the write");
 		};
 		try {
-			await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 3 }] }, as(user))).rejects.toThrow("connection lost");
+			await expect(
+				broker.call(
+					"orders.create",
+					{ paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 3 }] },
+					as(user),
+				),
+			).rejects.toThrow("connection lost");
 		} finally {
 			productsService.takeStock = takeStock;
 		}
@@ -169,7 +289,13 @@ describe("a checkout abandoned by the sweep while it reserves", () => {
 			return takeStock.call(this, orderId, items);
 		};
 		try {
-			await expect(broker.call("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] }, as(user))).rejects.toMatchObject({ code: 409, type: "CHECKOUT_ABANDONED" });
+			await expect(
+				broker.call(
+					"orders.create",
+					{ paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] },
+					as(user),
+				),
+			).rejects.toMatchObject({ code: 409, type: "CHECKOUT_ABANDONED" });
 		} finally {
 			productsService.takeStock = takeStock;
 		}
@@ -184,10 +310,18 @@ describe("a checkout abandoned by the sweep while it reserves", () => {
 describe("the one writer of an order's status", () => {
 	it("refuses a move the lifecycle table does not list, and writes nothing", async () => {
 		const ordersService = broker.getLocalService("orders") as any;
-		const order = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: products[3].id, quantity: 1 }] }, as(user));
+		const order = await broker.call<any, any>(
+			"orders.create",
+			{ paymentMethod: "pm_card_visa", items: [{ productId: products[3].id, quantity: 1 }] },
+			as(user),
+		);
 		const doc = ordersService.plain(await ordersService.adapter.findById(order.id));
-		await expect(ordersService.transition(doc, "paid", "reserved")).rejects.toThrow("An order cannot move from paid to reserved");
-		await expect(ordersService.transition(doc, "paid", "cancelled")).rejects.toThrow("An order cannot move from paid to cancelled");
+		await expect(ordersService.transition(doc, "paid", "reserved")).rejects.toThrow(
+			"An order cannot move from paid to reserved",
+		);
+		await expect(ordersService.transition(doc, "paid", "cancelled")).rejects.toThrow(
+			"An order cannot move from paid to cancelled",
+		);
 		const after = ordersService.plain(await ordersService.adapter.findById(order.id));
 		expect(after.status).toBe("paid");
 		expect(after.timeline.map((entry: { status: string }) => entry.status)).toEqual(["reserved", "paid"]);
@@ -196,8 +330,18 @@ describe("the one writer of an order's status", () => {
 
 describe("orders.list / orders.get", () => {
 	it("shows users their own orders only, newest first", async () => {
-		const other = (await broker.call<any, any>("users.register", { name: "Other", email: "other@test.io", password: "password123" })).user;
-		const theirs = await broker.call<any, any>("orders.create", { paymentMethod: "pm_card_visa", items: [{ productId: products[2].id, quantity: 1 }] }, as(other));
+		const other = (
+			await broker.call<any, any>("users.register", {
+				name: "Other",
+				email: "other@test.io",
+				password: "password123",
+			})
+		).user;
+		const theirs = await broker.call<any, any>(
+			"orders.create",
+			{ paymentMethod: "pm_card_visa", items: [{ productId: products[2].id, quantity: 1 }] },
+			as(other),
+		);
 		const mine = await broker.call<any, any>("orders.list", {}, as(user));
 		expect(mine.rows.every((o: any) => o.userId === user.id)).toBe(true);
 		const dates = mine.rows.map((o: any) => new Date(o.createdAt).getTime());

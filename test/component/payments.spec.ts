@@ -16,7 +16,8 @@ const nextOrderId = () => `order${String(++orders).padStart(8, "0")}`;
 const charge = (orderId: string, paymentMethod = "pm_card_visa", amount = 2_500) =>
 	broker.call<any, any>("payments.charge", { orderId, userId: "user1", amount, currency: "USD", paymentMethod });
 const providerCharges = async (orderId: string) =>
-	(await (broker.getLocalService("payment-provider") as any).adapter.find({ query: { key: `charge:${orderId}` } })).length;
+	(await (broker.getLocalService("payment-provider") as any).adapter.find({ query: { key: `charge:${orderId}` } }))
+		.length;
 
 describe("payments.charge", () => {
 	it("charges once per order: repeats, also at the same moment, answer the first result", async () => {
@@ -30,9 +31,19 @@ describe("payments.charge", () => {
 
 	it("records declines and processing errors as failed charges, with the reason and no card number", async () => {
 		const declined = await charge(nextOrderId(), "pm_card_chargeDeclined");
-		expect(declined).toMatchObject({ status: "failed", failureCode: "card_declined", card: { brand: "visa", last4: "0002" } });
-		expect(await charge(nextOrderId(), "pm_card_chargeDeclinedProcessingError")).toMatchObject({ status: "failed", failureCode: "processing_error" });
-		expect(await charge(nextOrderId(), "pm_card_unknown")).toMatchObject({ status: "failed", failureCode: "invalid_payment_method" });
+		expect(declined).toMatchObject({
+			status: "failed",
+			failureCode: "card_declined",
+			card: { brand: "visa", last4: "0002" },
+		});
+		expect(await charge(nextOrderId(), "pm_card_chargeDeclinedProcessingError")).toMatchObject({
+			status: "failed",
+			failureCode: "processing_error",
+		});
+		expect(await charge(nextOrderId(), "pm_card_unknown")).toMatchObject({
+			status: "failed",
+			failureCode: "invalid_payment_method",
+		});
 		const { id: _hexId, ...stored } = declined; // a hex ObjectId can hold a dozen digits in a row by chance
 		expect(JSON.stringify(stored)).not.toMatch(/\d{12,}/);
 	});
@@ -55,11 +66,17 @@ describe("payments.refund and totals", () => {
 		const before = (await broker.call<any, any>("payments.totals", {})).USD;
 		const paid = nextOrderId();
 		await charge(paid, "pm_card_visa", 4_000);
-		const refunds = await Promise.all([1, 2, 3].map(() => broker.call<any, any>("payments.refund", { orderId: paid })));
+		const refunds = await Promise.all(
+			[1, 2, 3].map(() => broker.call<any, any>("payments.refund", { orderId: paid })),
+		);
 		expect(refunds.every(r => r.status === "succeeded" && r.amount === 4_000)).toBe(true);
 		const failed = nextOrderId();
 		await charge(failed, "pm_card_chargeDeclined");
-		expect(await broker.call("payments.refund", { orderId: failed })).toEqual({ orderId: failed, status: "none", amount: 0 });
+		expect(await broker.call("payments.refund", { orderId: failed })).toEqual({
+			orderId: failed,
+			status: "none",
+			amount: 0,
+		});
 
 		const after = (await broker.call<any, any>("payments.totals", {})).USD;
 		expect(after.charged - before.charged).toBe(4_000);
@@ -69,10 +86,19 @@ describe("payments.refund and totals", () => {
 });
 
 describe("invoices.issue", () => {
-	const invoice = (orderId: string) => broker.call<any, any>("invoices.issue", {
-		orderId, userId: "user1", items: [{ productId: "p1", sku: "SKU-1", name: "Thing", unitPrice: 1_000, quantity: 2, lineTotal: 2_000 }],
-		subtotal: 2_000, discount: 0, shipping: 499, tax: 0, total: 2_499, currency: "USD", country: "US",
-	});
+	const invoice = (orderId: string) =>
+		broker.call<any, any>("invoices.issue", {
+			orderId,
+			userId: "user1",
+			items: [{ productId: "p1", sku: "SKU-1", name: "Thing", unitPrice: 1_000, quantity: 2, lineTotal: 2_000 }],
+			subtotal: 2_000,
+			discount: 0,
+			shipping: 499,
+			tax: 0,
+			total: 2_499,
+			currency: "USD",
+			country: "US",
+		});
 
 	it("numbers invoices uniquely and increasingly under concurrency, one per order", async () => {
 		const ids = Array.from({ length: 40 }, nextOrderId);
@@ -88,17 +114,46 @@ describe("invoices.issue", () => {
 
 	it("refuses a line with a field it does not know (422), issuing nothing", async () => {
 		const orderId = nextOrderId();
-		const line = { productId: "p1", sku: "SKU-1", name: "Thing", unitPrice: 1_000, quantity: 1, lineTotal: 1_000, colour: "red" };
-		await expect(broker.call("invoices.issue", {
-			orderId, userId: "user1", items: [line], subtotal: 1_000, discount: 0, shipping: 0, tax: 0, total: 1_000, currency: "USD", country: "US",
-		})).rejects.toMatchObject({ code: 422 });
-		await expect(broker.call("invoices.forOrder", { id: orderId }, { meta: { user: { id: "user1", role: "customer" } } })).rejects.toMatchObject({ code: 404 });
+		const line = {
+			productId: "p1",
+			sku: "SKU-1",
+			name: "Thing",
+			unitPrice: 1_000,
+			quantity: 1,
+			lineTotal: 1_000,
+			colour: "red",
+		};
+		await expect(
+			broker.call("invoices.issue", {
+				orderId,
+				userId: "user1",
+				items: [line],
+				subtotal: 1_000,
+				discount: 0,
+				shipping: 0,
+				tax: 0,
+				total: 1_000,
+				currency: "USD",
+				country: "US",
+			}),
+		).rejects.toMatchObject({ code: 422 });
+		await expect(
+			broker.call("invoices.forOrder", { id: orderId }, { meta: { user: { id: "user1", role: "customer" } } }),
+		).rejects.toMatchObject({ code: 404 });
 	});
 
 	it("shows an invoice to its owner only", async () => {
 		const orderId = nextOrderId();
 		await invoice(orderId);
-		expect(await broker.call("invoices.forOrder", { id: orderId }, { meta: { user: { id: "user1", role: "customer" } } })).toMatchObject({ orderId, total: 2_499 });
-		await expect(broker.call("invoices.forOrder", { id: orderId }, { meta: { user: { id: "user2", role: "customer" } } })).rejects.toMatchObject({ code: 404 });
+		expect(
+			await broker.call(
+				"invoices.forOrder",
+				{ id: orderId },
+				{ meta: { user: { id: "user1", role: "customer" } } },
+			),
+		).toMatchObject({ orderId, total: 2_499 });
+		await expect(
+			broker.call("invoices.forOrder", { id: orderId }, { meta: { user: { id: "user2", role: "customer" } } }),
+		).rejects.toMatchObject({ code: 404 });
 	});
 });
