@@ -20,7 +20,7 @@
  *   retryable error, which the callers retry elsewhere.
  * - registry: RoundRobin over the available endpoints, preferring the local node.
  */
-import type { BrokerOptions } from "moleculer";
+import type { BrokerOptions, Errors, Middleware } from "moleculer";
 import { config } from "./platform/config";
 import { EVENT_TYPES } from "./contracts/events";
 import { channelsMiddleware } from "./platform/channels";
@@ -57,7 +57,7 @@ const brokerConfig: BrokerOptions = {
 		delay: 100,
 		maxDelay: 1_000,
 		factor: 2,
-		check: (err: any) => !!err?.retryable,
+		check: (err: Error) => !!(err as Errors.MoleculerError).retryable,
 	},
 	circuitBreaker: {
 		enabled: true,
@@ -78,7 +78,7 @@ const brokerConfig: BrokerOptions = {
 	internalMiddlewares: false,
 	middlewares: [
 		// Domain events (platform/channels.ts): JetStream with NATS, Moleculer's balanced events otherwise.
-		channelsMiddleware(EVENT_TYPES) as any,
+		channelsMiddleware(EVENT_TYPES) as unknown as Middleware,
 		CircuitLogger,
 		HealthEndpoint(config.healthPort),
 		"ActionHook",

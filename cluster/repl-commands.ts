@@ -6,15 +6,47 @@
 import type { ServiceBroker } from "moleculer";
 
 /** What moleculer-repl passes to an action: declared options, and positionals by name. */
-type ReplArgs = any;
+interface ReplArgs {
+	options: Record<string, string | undefined>;
+	[positional: string]: unknown;
+}
+
+/** The answers these commands read (orders.summary, products.*, $node.list, the registry). */
+interface ShopSummary {
+	orders: number;
+	byStatus: Record<string, number>;
+	revenue: Record<string, number>;
+	averageOrder: Record<string, number>;
+}
+interface ProductRow {
+	id: string;
+	sku: string;
+	name: string;
+	price: number;
+	currency: string;
+	stock: number;
+}
+interface NodeRow {
+	id: string;
+	local: boolean;
+	available: boolean;
+}
+interface ServiceRow {
+	name: string;
+	nodeID: string;
+}
+interface ActionRow {
+	name: string;
+	available: boolean;
+}
 
 const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency}`;
 
 async function shopSummary(broker: ServiceBroker, args: ReplArgs) {
 	const threshold = args.options.threshold === undefined ? undefined : Number(args.options.threshold);
 	const [orders, lowStock] = await Promise.all([
-		broker.call<any>("orders.summary"),
-		broker.call<any[], object>("products.lowStock", threshold === undefined ? {} : { threshold }),
+		broker.call<ShopSummary>("orders.summary"),
+		broker.call<ProductRow[], object>("products.lowStock", threshold === undefined ? {} : { threshold }),
 	]);
 	console.log(
 		`Orders: ${orders.orders} (${
@@ -23,13 +55,11 @@ async function shopSummary(broker: ServiceBroker, args: ReplArgs) {
 				.join(", ") || "none"
 		})`,
 	);
-	const revenue = Object.entries(orders.revenue as Record<string, number>).map(([currency, cents]) =>
-		money(cents, currency),
-	);
+	const revenue = Object.entries(orders.revenue).map(([currency, cents]) => money(cents, currency));
 	console.log(`Revenue: ${revenue.join(", ") || "0.00"}`);
 	console.log(
 		`Average order: ${
-			Object.entries(orders.averageOrder as Record<string, number>)
+			Object.entries(orders.averageOrder)
 				.map(([c, cents]) => money(cents, c))
 				.join(", ") || "-"
 		}`,
@@ -40,9 +70,9 @@ async function shopSummary(broker: ServiceBroker, args: ReplArgs) {
 
 async function stockLookup(broker: ServiceBroker, args: ReplArgs) {
 	const key = String(args.product);
-	const product = await broker.call<any, object>("products.get", { id: key }).catch(async () => {
-		const { rows } = await broker.call<any, object>("products.list", { q: key, pageSize: 100 });
-		return rows.find((p: any) => p.sku === key.toUpperCase()) ?? rows[0];
+	const product = await broker.call<ProductRow | undefined, object>("products.get", { id: key }).catch(async () => {
+		const { rows } = await broker.call<{ rows: ProductRow[] }, object>("products.list", { q: key, pageSize: 100 });
+		return rows.find(p => p.sku === key.toUpperCase()) ?? rows[0];
 	});
 	if (!product) return console.log(`No product matches '${key}'.`);
 	console.table([
@@ -57,7 +87,7 @@ async function stockLookup(broker: ServiceBroker, args: ReplArgs) {
 }
 
 async function clusterHealth(broker: ServiceBroker) {
-	const nodes = await broker.call<any[], object>("$node.list", { onlyAvailable: false });
+	const nodes = await broker.call<NodeRow[], object>("$node.list", { onlyAvailable: false });
 	console.table(
 		nodes.map(node => ({
 			node: node.id + (node.local ? " (this REPL)" : ""),
@@ -67,14 +97,14 @@ async function clusterHealth(broker: ServiceBroker) {
 					onlyAvailable: false,
 					skipInternal: true,
 					withActions: false,
-				}) as any[]
+				}) as ServiceRow[]
 			)
 				.filter(s => s.nodeID === node.id)
 				.map(s => s.name)
 				.join(", "),
 		})),
 	);
-	const services = broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[];
+	const services = broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as ServiceRow[];
 	const replicas = (name: string) => services.filter(s => s.name === name).length;
 	console.log(
 		`Replicas: ${[...new Set(services.map(s => s.name))]
@@ -82,7 +112,7 @@ async function clusterHealth(broker: ServiceBroker) {
 			.map(name => `${name} ×${replicas(name)}`)
 			.join(", ")}`,
 	);
-	const actions = broker.registry.getActionList({ skipInternal: true }) as any[];
+	const actions = broker.registry.getActionList({ skipInternal: true }) as ActionRow[];
 	const unserved = actions.filter(action => !action.available).map(action => action.name);
 	console.log(
 		unserved.length
@@ -91,18 +121,26 @@ async function clusterHealth(broker: ServiceBroker) {
 	);
 }
 
+/**
+ * moleculer-repl's typings say an action gets `args: string[]`; it passes the parsed
+ * arguments object (options and positionals), which is what the commands read.
+ */
+const withArgs =
+	(command: (broker: ServiceBroker, args: ReplArgs) => Promise<void>) => (broker: ServiceBroker, args: unknown) =>
+		command(broker, args as ReplArgs);
+
 /** Passed to the broker as `replOptions.customCommands`. */
 export const replCommands = [
 	{
 		command: "shop",
 		description: "Shop summary: orders, revenue and products low on stock",
 		options: [{ option: "-t, --threshold <n>", description: "Low-stock threshold (default: LOW_STOCK_THRESHOLD)" }],
-		action: shopSummary,
+		action: withArgs(shopSummary),
 	},
 	{
 		command: "stock <product>",
 		description: "Look up a product and its stock by id or SKU",
-		action: stockLookup,
+		action: withArgs(stockLookup),
 	},
 	{
 		command: "health",

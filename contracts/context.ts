@@ -22,4 +22,4 @@ export interface ShopMeta {
 	$responseHeaders?: Record<string, string>;
 }
 
-export type ShopContext<P = any> = Context<P, ShopMeta>;
+export type ShopContext<P = unknown> = Context<P, ShopMeta>;

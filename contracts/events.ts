@@ -100,14 +100,15 @@ export function domainEvent<T extends EventType>(
 }
 
 /** Whether a received payload is a domain event of `type` that this code can read. */
-export function isDomainEvent<T extends EventType>(payload: any, type: T): payload is DomainEvent<T> {
+export function isDomainEvent<T extends EventType>(payload: unknown, type: T): payload is DomainEvent<T> {
+	const event = payload as Partial<DomainEvent> | null;
 	return (
-		!!payload &&
-		typeof payload.id === "string" &&
-		payload.type === type &&
-		payload.version === EVENT_VERSION &&
-		typeof payload.occurredAt === "string" &&
-		!!payload.data &&
-		typeof payload.data === "object"
+		!!event &&
+		typeof event.id === "string" &&
+		event.type === type &&
+		event.version === EVENT_VERSION &&
+		typeof event.occurredAt === "string" &&
+		!!event.data &&
+		typeof event.data === "object"
 	);
 }

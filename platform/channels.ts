@@ -51,7 +51,22 @@ const streamName = (subject: string) => subject.split(".").join("_");
  * It also creates every event stream when it connects, so publishing never
  * depends on a consumer having subscribed first.
  */
+// @moleculer/channels ships no types for its adapters: the base class is untyped.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const NatsAdapter = Adapters.NATS as unknown as new (opts: object) => any;
+
+/** A subscribed channel, as the channels middleware hands it to its adapter. */
+interface Channel {
+	id: string;
+	name: string;
+	group: string;
+	maxRetries: number;
+	unsubscribing?: boolean;
+	deadLettering: { queueName: string };
+	handler(payload: unknown, raw: JsMsg): Promise<void>;
+}
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export class JetStreamAdapter extends NatsAdapter {
 	/** The channels whose streams exist before anyone publishes or subscribes. */
@@ -75,7 +90,7 @@ export class JetStreamAdapter extends NatsAdapter {
 		return super.createStream(name, subjects, name === this.deadLetterStream() ? { ...opts, max_age: 0 } : opts);
 	}
 
-	createConsumerHandler(chan: any) {
+	createConsumerHandler(chan: Channel) {
 		return async (err: Error | null, message: JsMsg | null) => {
 			if (chan.unsubscribing || (!err && !message)) return;
 			if (err || !message) return this.logger.error(`Consumer of '${chan.name}' failed:`, err);
@@ -86,12 +101,12 @@ export class JetStreamAdapter extends NatsAdapter {
 			try {
 				await chan.handler(this.serializer.deserialize(Buffer.from(message.data)), message);
 				message.ack();
-			} catch (error: any) {
+			} catch (error) {
 				this.metricsIncrement("moleculer.channels.messages.errors.total", chan);
 				const deliveries = message.info.redeliveryCount;
 				if (deliveries < chan.maxRetries) {
 					this.logger.warn(
-						`'${chan.name}' handler of ${chan.group} failed (delivery ${deliveries}), retrying: ${error?.message}`,
+						`'${chan.name}' handler of ${chan.group} failed (delivery ${deliveries}), retrying: ${messageOf(error)}`,
 					);
 					message.nak(redeliveryDelay(deliveries));
 				} else {
@@ -105,25 +120,25 @@ export class JetStreamAdapter extends NatsAdapter {
 	}
 
 	/** Move a message to the dead-letter queue with why and where it failed; ack it only once it is there. */
-	async deadLetter(chan: any, message: JsMsg, error: any) {
+	async deadLetter(chan: Channel, message: JsMsg, error: unknown) {
 		try {
 			await this.publish(chan.deadLettering.queueName, message.data, {
 				raw: true,
 				headers: {
 					"x-original-channel": chan.name,
 					"x-original-group": chan.group,
-					"x-error": String(error?.message ?? error).slice(0, 500),
+					"x-error": messageOf(error).slice(0, 500),
 					"x-failed-at": new Date().toISOString(),
 					"x-deliveries": String(message.info.redeliveryCount),
 				},
 			});
 			message.ack();
 			this.logger.error(
-				`'${chan.name}' message ${message.seq} failed ${message.info.redeliveryCount} times in ${chan.group}; moved to ${chan.deadLettering.queueName}: ${error?.message}`,
+				`'${chan.name}' message ${message.seq} failed ${message.info.redeliveryCount} times in ${chan.group}; moved to ${chan.deadLettering.queueName}: ${messageOf(error)}`,
 			);
-		} catch (publishError: any) {
+		} catch (publishError) {
 			this.logger.error(
-				`Could not dead-letter '${chan.name}' message ${message.seq}, redelivering later: ${publishError.message}`,
+				`Could not dead-letter '${chan.name}' message ${message.seq}, redelivering later: ${messageOf(publishError)}`,
 			);
 			message.nak(redeliveryDelay(chan.maxRetries));
 		}

@@ -109,16 +109,22 @@ function discountCodes(value: string | undefined): DiscountCodeSetting[] | undef
 	} catch {
 		throw new Error("DISCOUNT_CODES must be a JSON array of discount codes");
 	}
-	const valid = (c: any) =>
-		c &&
-		typeof c.code === "string" &&
-		/^[A-Z0-9_-]{2,32}$/.test(c.code) &&
-		["percent", "fixed"].includes(c.kind) &&
-		Number.isInteger(c.value) &&
-		c.value > 0 &&
-		(c.kind === "fixed" || c.value <= 100) &&
-		[c.validFrom, c.validUntil].every(d => d === undefined || !Number.isNaN(Date.parse(d))) &&
-		(c.minSubtotal === undefined || (Number.isInteger(c.minSubtotal) && c.minSubtotal >= 0));
+	const valid = (entry: unknown) => {
+		const c = (entry ?? {}) as { [K in keyof DiscountCodeSetting]?: unknown };
+		const whole = (n: unknown): n is number => Number.isInteger(n);
+		return (
+			typeof c.code === "string" &&
+			/^[A-Z0-9_-]{2,32}$/.test(c.code) &&
+			(c.kind === "percent" || c.kind === "fixed") &&
+			whole(c.value) &&
+			c.value > 0 &&
+			(c.kind === "fixed" || c.value <= 100) &&
+			[c.validFrom, c.validUntil].every(
+				d => d === undefined || (typeof d === "string" && !Number.isNaN(Date.parse(d))),
+			) &&
+			(c.minSubtotal === undefined || (whole(c.minSubtotal) && c.minSubtotal >= 0))
+		);
+	};
 	if (!Array.isArray(codes) || !codes.every(valid)) {
 		throw new Error(
 			'DISCOUNT_CODES must be a JSON array like [{"code":"SPRING15","kind":"percent","value":15,"validUntil":"2027-04-01"}]',

@@ -56,8 +56,10 @@ export interface Page<T> {
 /** Methods a service gets from moleculer-db and this mixin. */
 export interface DbMethods extends MoleculerDbMethods {
 	adapter: DbAdapter & {
-		model?: mongoose.Model<any>;
-		db?: any;
+		/** The mongoose model (MongoDB only). */
+		model?: mongoose.Model<object>;
+		/** NeDB's datastore (embedded store only). */
+		db?: EmbeddedDatastore;
 		/** How many documents matched `query`, and so took `update`: always a number. */
 		updateMany(query: object, update: object): Promise<number>;
 		removeMany(query: object): Promise<number>;
@@ -76,16 +78,16 @@ export interface DbMethods extends MoleculerDbMethods {
 	 * One page of the documents matching `query`, in `sort` order, as every list answers:
 	 * `{ rows, total, page, pageSize, totalPages }` (moleculer-db's envelope, rows through `toEntity`).
 	 */
-	listPage(ctx: Context, request: PageRequest & { query?: object; sort: string[] }): Promise<Page<any>>;
+	listPage(ctx: Context, request: PageRequest & { query?: object; sort: string[] }): Promise<Page<Entity>>;
 	/** Raw document by id, or null (also for malformed ids). */
-	findEntity(id: string): Promise<any | null>;
+	findEntity<T extends object = StoredDoc>(id: string): Promise<T | null>;
 	/**
 	 * Convert a stored document into the API shape (string `id`, filtered fields): what a read
 	 * answered, its `plain()` copy or an object built from one, on either store; `doc` is left as it is.
 	 */
-	toEntity<T = any>(ctx: Context | null, doc: object): Promise<T>;
+	toEntity<T = Entity>(ctx: Context | null, doc: object): Promise<T>;
 	/** A stored document as a plain object (mongoose answers documents whose fields a spread does not copy). */
-	plain<T = any>(doc: T): T;
+	plain<T>(doc: T): T;
 	/** The next number of the named counter (1, 2, ...): unique and increasing, also across nodes on MongoDB. */
 	nextSequence(name: string): Promise<number>;
 	seedDB?(): Promise<void>;
@@ -96,20 +98,47 @@ export interface DbMethods extends MoleculerDbMethods {
 /** A service with the db mixin, as the platform's mixins see it. */
 export type DbThis = Service & DbMethods;
 
-function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.Model<any> } {
+/** What the db mixin keeps on its service, besides its methods. */
+interface DbState {
+	/** This service holds one use of the process's mongoose connection. */
+	usesMongo?: boolean;
+	/** The embedded store's lock file this node holds for the collection. */
+	lockFile?: string;
+	refuseIfServedElsewhere(): Promise<void>;
+}
+
+type DbServiceThis = DbThis & DbState;
+
+/** A stored document: its id, and whatever fields the collection's schema declares. */
+export type StoredDoc = { _id: unknown } & Record<string, unknown>;
+
+/** A document in the API's shape (string `id`, the service's `settings.fields`). */
+export type Entity = Record<string, unknown>;
+
+/** The few calls of NeDB's datastore the mixin makes itself. */
+interface EmbeddedDatastore {
+	updateAsync(query: object, update: object, options: object): Promise<{ affectedDocuments: { seq: number } }>;
+	ensureIndexAsync(options: { fieldName: string; unique: boolean; sparse: boolean }): Promise<void>;
+}
+
+/** The moleculer-db adapter for a collection: MongoDB's (with its model) or the embedded store's. */
+type StoreAdapter = MongoStoreAdapter | EmbeddedStoreAdapter;
+
+function createAdapter(opts: DbMixinOptions): { adapter: StoreAdapter; model?: mongoose.Model<object> } {
 	if (config.mongoUri) {
 		// Strict both ways: an undeclared field in a document, an update or a filter throws instead of being dropped.
 		const schema = new mongoose.Schema(opts.schema, { versionKey: false, strict: "throw", strictQuery: "throw" });
 		for (const index of opts.indexes ?? []) {
 			schema.index({ [index.field]: 1 }, { unique: !!index.unique, sparse: !!index.sparse });
 		}
-		const model = mongoose.models[opts.collection] ?? mongoose.model(opts.collection, schema, opts.collection);
+		const model: mongoose.Model<object> =
+			mongoose.models[opts.collection] ?? mongoose.model(opts.collection, schema, opts.collection);
 		return { adapter: new MongoStoreAdapter(config.mongoUri), model };
 	}
 	if (config.isTest) return { adapter: new EmbeddedStoreAdapter() };
 	fs.mkdirSync(config.dataDir, { recursive: true });
 	return {
-		adapter: new EmbeddedStoreAdapter({ filename: path.join(config.dataDir, `${opts.collection}.db`) } as any),
+		adapter: new EmbeddedStoreAdapter({ filename: path.join(config.dataDir, `${opts.collection}.db`) }),
 	};
 }
 
@@ -118,7 +147,7 @@ function createAdapter(opts: DbMixinOptions): { adapter: any; model?: mongoose.M
  * actions (with access rules and strict params), and inherited ones would both
  * bypass them and merge their params into same-named actions.
  */
-const { actions: _genericActions, ...DbServiceCore } = DbService as unknown as ServiceSchema<any>;
+const { actions: _genericActions, ...DbServiceCore } = DbService as unknown as ServiceSchema;
 
 /** How long a stateful node on the embedded store listens for another instance of its service. */
 const PEER_WAIT_MS = 2_000;
@@ -134,8 +163,8 @@ function processAlive(pid: number): boolean {
 	try {
 		process.kill(pid, 0);
 		return true;
-	} catch (err: any) {
-		return err.code === "EPERM";
+	} catch (err) {
+		return (err as NodeJS.ErrnoException).code === "EPERM";
 	}
 }
 
@@ -149,8 +178,8 @@ function lockCollection(service: string, collection: string, nodeID: string): st
 		try {
 			fs.writeFileSync(file, JSON.stringify({ nodeID, pid: process.pid }), { flag: "wx" });
 			return file;
-		} catch (err: any) {
-			if (err.code !== "EEXIST") throw err;
+		} catch (err) {
+			if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
 		}
 		let holder: { nodeID: string; pid: number };
 		try {
@@ -171,8 +200,10 @@ function lockCollection(service: string, collection: string, nodeID: string): st
  * collection's lock file in DATA_DIR, and no other node of the cluster may
  * already serve the service. With MongoDB, instances share the data.
  */
-const soleInstanceOnEmbeddedStore = (collection: string): Partial<ServiceSchema<any>> => ({
-	async started(this: any) {
+const soleInstanceOnEmbeddedStore = (
+	collection: string,
+): Partial<ServiceSchema<object, object, object, DbServiceThis>> => ({
+	async started() {
 		if (config.mongoUri) return;
 		if (!config.isTest) {
 			fs.mkdirSync(config.dataDir, { recursive: true });
@@ -188,13 +219,20 @@ const soleInstanceOnEmbeddedStore = (collection: string): Partial<ServiceSchema<
 
 	methods: {
 		/** Watch the registry for PEER_WAIT_MS: another node serving this service means refusing. */
-		async refuseIfServedElsewhere(this: any) {
+		async refuseIfServedElsewhere() {
 			if (!this.broker.transit) return;
 			const deadline = Date.now() + PEER_WAIT_MS;
 			for (;;) {
-				const other = (
-					this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as any[]
-				).find(service => service.name === this.name && service.nodeID !== this.broker.nodeID);
+				const services = this.broker.registry.getServiceList({
+					onlyAvailable: true,
+					skipInternal: true,
+				}) as Array<{
+					name: string;
+					nodeID: string;
+				}>;
+				const other = services.find(
+					service => service.name === this.name && service.nodeID !== this.broker.nodeID,
+				);
 				if (other) throw refuse(this.name, other.nodeID);
 				if (Date.now() > deadline) return;
 				await new Promise(resolve => setTimeout(resolve, 100));
@@ -202,10 +240,15 @@ const soleInstanceOnEmbeddedStore = (collection: string): Partial<ServiceSchema<
 		},
 	},
 
-	stopped(this: any) {
+	stopped() {
 		if (this.lockFile) fs.rmSync(this.lockFile, { force: true });
 	},
 });
+
+/** Whether `value` has the method `name` (an ObjectId's `toHexString`, a mongoose document's `toObject`). */
+function hasMethod<K extends string>(value: unknown, name: K): value is Record<K, () => unknown> {
+	return value != null && typeof (value as Record<string, unknown>)[name] === "function";
+}
 
 /** The string form of an ObjectId, exactly as the store answers it (lowercase). */
 const OBJECT_ID = /^[0-9a-f]{24}$/;
@@ -214,7 +257,7 @@ const OBJECT_ID = /^[0-9a-f]{24}$/;
 let mongoServices = 0;
 
 /** Build the db mixin for one collection. */
-export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
+export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 	const opts = options.emitsEvents
 		? {
 				...options,
@@ -225,9 +268,9 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 	const { adapter, model } = createAdapter(opts);
 	const mongo = !!config.mongoUri;
 
-	const schema: Partial<ServiceSchema<any>> = {
+	const schema: Partial<ServiceSchema<{ idField: string }, object, object, DbServiceThis>> = {
 		// Of several mixins, the last one's `started` runs first: the check comes before the store opens.
-		mixins: [DbServiceCore, soleInstanceOnEmbeddedStore(opts.collection)],
+		mixins: [DbServiceCore, soleInstanceOnEmbeddedStore(opts.collection) as Partial<ServiceSchema>],
 		adapter,
 		settings: { idField: "id" },
 		methods: {
@@ -235,11 +278,12 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 				return typeof id === "string" && (mongo ? OBJECT_ID.test(id) : id.length > 0);
 			},
 
-			isDuplicateKeyError(err: any): boolean {
-				return err?.code === 11000 || err?.errorType === "uniqueViolated";
+			isDuplicateKeyError(err: unknown): boolean {
+				const { code, errorType } = (err ?? {}) as { code?: unknown; errorType?: unknown };
+				return code === 11000 || errorType === "uniqueViolated";
 			},
 
-			async insertOrGet(this: any, doc: object, existing: object) {
+			async insertOrGet(doc: object, existing: object) {
 				try {
 					return { doc: await this.adapter.insert(doc), created: true };
 				} catch (err) {
@@ -251,29 +295,28 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 			},
 
 			listPage(
-				this: any,
 				ctx: Context,
 				{ query = {}, sort, page, pageSize }: PageRequest & { query?: object; sort: string[] },
 			) {
 				return this._list(ctx, { query, sort, page, pageSize, limit: pageSize, offset: (page - 1) * pageSize });
 			},
 
-			async findEntity(this: any, id: string) {
+			async findEntity(id: string) {
 				if (!this.isValidId(id)) return null;
 				return (await this.adapter.findById(this.decodeID(id))) ?? null;
 			},
 
 			/** Ids leave as strings (moleculer-db hands out MongoDB's ObjectIds as they are). */
-			encodeID(id: any) {
-				return id != null && typeof id.toHexString === "function" ? id.toHexString() : id;
+			encodeID(id: unknown) {
+				return hasMethod(id, "toHexString") ? id.toHexString() : id;
 			},
 
-			plain(doc: any) {
-				return doc && typeof doc.toObject === "function" ? doc.toObject() : doc;
+			plain<T>(doc: T): T {
+				return hasMethod(doc, "toObject") ? (doc.toObject() as T) : doc;
 			},
 
-			toEntity(this: any, ctx: Context | null, doc: object) {
-				return this.transformDocuments(ctx, {}, doc);
+			toEntity(ctx: Context | null, doc: object) {
+				return this.transformDocuments(ctx as Context, {}, doc);
 			},
 
 			/**
@@ -281,10 +324,10 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 			 * collection, incremented atomically. Queries of the service's entities
 			 * never match it (it has none of their fields).
 			 */
-			async nextSequence(this: any, name: string): Promise<number> {
+			async nextSequence(name: string): Promise<number> {
 				const _id = `sequence:${name}`;
 				if (!mongo) {
-					const { affectedDocuments } = await this.adapter.db.updateAsync(
+					const { affectedDocuments } = await this.adapter.db!.updateAsync(
 						{ _id },
 						{ $inc: { seq: 1 } },
 						{ upsert: true, returnUpdatedDocs: true },
@@ -292,8 +335,8 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 					return affectedDocuments.seq;
 				}
 				const increment = () =>
-					this.adapter.model.collection.findOneAndUpdate(
-						{ _id },
+					this.adapter.model!.collection.findOneAndUpdate(
+						{ _id: _id as never },
 						{ $inc: { seq: 1 } },
 						{ upsert: true, returnDocument: "after" },
 					);
@@ -301,14 +344,14 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 				const doc = await increment().catch((err: unknown) =>
 					this.isDuplicateKeyError(err) ? increment() : Promise.reject(err),
 				);
-				return doc.seq;
+				return doc!.seq as number;
 			},
 
 			/**
 			 * All services of a process share one mongoose connection: the last one
 			 * to stop closes it, so none is cut off while others finish their work.
 			 */
-			async disconnect(this: any) {
+			async disconnect() {
 				if (!mongo) return this.adapter.disconnect();
 				if (!this.usesMongo) return;
 				this.usesMongo = false;
@@ -321,24 +364,24 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 			 * moleculer-db broadcasts `cache.clean.<service>` when entities change:
 			 * every replica of the service drops its cached reads, not just the writer.
 			 */
-			"cache.clean.*"(this: any, ctx: Context) {
+			"cache.clean.*"(ctx: Context) {
 				if (this.broker.cacher && ctx.eventName === `cache.clean.${this.fullName}`) {
 					return this.broker.cacher.clean(`${this.fullName}.**`);
 				}
 			},
 		},
 
-		async afterConnected(this: any) {
+		async afterConnected(this: DbServiceThis) {
 			this.storeConnected = true;
 			if (mongo) {
 				if (!this.usesMongo) {
 					this.usesMongo = true;
 					mongoServices++;
 				}
-				await this.adapter.model.init();
+				await this.adapter.model!.init();
 			} else {
 				for (const index of opts.indexes ?? []) {
-					await this.adapter.db.ensureIndexAsync({
+					await this.adapter.db!.ensureIndexAsync({
 						fieldName: index.field,
 						unique: !!index.unique,
 						sparse: !!index.sparse,
@@ -352,5 +395,6 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema<any>> {
 	};
 	if (model) schema.model = model;
 	// The outbox comes after the store, as a mixin of the service: its relay stops before the store closes.
-	return opts.emitsEvents ? { mixins: [schema, OutboxMixin as Partial<ServiceSchema<any>>] } : schema;
+	const store = schema as Partial<ServiceSchema>;
+	return opts.emitsEvents ? { mixins: [store, OutboxMixin as Partial<ServiceSchema>] } : store;
 }

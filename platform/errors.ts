@@ -35,7 +35,7 @@ export function isNotFound(err: unknown): boolean {
  * is open: `data.nodeID`), or any error that is not Moleculer's (a store's, a driver's, a bug),
  * whatever its code. Refusals and "no node for a service this one calls" do not count.
  */
-export function isEndpointFailure(err: any): boolean {
+export function isEndpointFailure(err: unknown): boolean {
 	if (!(err instanceof MoleculerError)) return true;
 	return err.code >= 500 || (err.type === "SERVICE_NOT_AVAILABLE" && !!err.data?.nodeID);
 }

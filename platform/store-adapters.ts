@@ -38,7 +38,11 @@ const pathsOf = (doc: object): string[] =>
 	);
 
 /** A write mongoose did not send: it cast to nothing. */
-function notSent(model: mongoose.Model<any>, what: string, detail: { query: object; update?: object }): Error {
+function notSent(
+	model: { collection: { collectionName: string } },
+	what: string,
+	detail: { query: object; update?: object },
+): Error {
 	const named = [...pathsOf(detail.query), ...(detail.update ? pathsOf(detail.update) : [])].join(", ") || "no field";
 	return new Error(
 		`The ${what} of '${model.collection.collectionName}' cast to nothing the schema declares (it names ${named})`,
@@ -46,9 +50,9 @@ function notSent(model: mongoose.Model<any>, what: string, detail: { query: obje
 }
 
 /** moleculer-db-adapter-mongoose, converting any stored form to an entity, with counts that are always numbers. */
-export class MongoStoreAdapter extends MongooseDbAdapter<any> {
-	entityToObject(entity: any, ctx?: unknown, params?: unknown): Promise<object> {
-		const doc = entity instanceof mongoose.Document ? entity : this.model.hydrate(entity);
+export class MongoStoreAdapter extends MongooseDbAdapter<mongoose.Document> {
+	entityToObject(entity: unknown, ctx?: unknown, params?: unknown): Promise<object> {
+		const doc = entity instanceof mongoose.Document ? entity : this.model.hydrate(entity as object);
 		// The adapter also takes the context and params (for populating virtuals); its typings list only the entity.
 		return Reflect.apply(super.entityToObject, this, [doc, ctx, params]);
 	}
@@ -68,7 +72,7 @@ export class MongoStoreAdapter extends MongooseDbAdapter<any> {
 
 /** moleculer-db's NeDB adapter, converting a copy of the stored object (never the caller's own). */
 export class EmbeddedStoreAdapter extends DbService.MemoryAdapter {
-	entityToObject(entity: any) {
-		return { ...entity };
+	async entityToObject(entity: unknown): Promise<object> {
+		return { ...(entity as object) };
 	}
 }

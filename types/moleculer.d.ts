@@ -10,13 +10,18 @@ declare module "moleculer" {
 		timeout?: number;
 	}
 
-	interface ServiceSchema {
+	interface ServiceSchema<
+		TSettings = ServiceSettingSchema,
+		TMethods = Record<string, any>, // eslint-disable-line @typescript-eslint/no-explicit-any -- Moleculer's own default, repeated to merge
+		TVars = Record<string, any>, // eslint-disable-line @typescript-eslint/no-explicit-any -- idem
+		TThis = Service<TSettings> & TVars & TMethods,
+	> {
 		/** moleculer-db store adapter. */
 		adapter?: unknown;
 		/** mongoose model for moleculer-db-adapter-mongoose. */
 		model?: unknown;
 		/** moleculer-db hook, called after the adapter connected. */
-		afterConnected?: (this: any) => Promise<void> | void;
+		afterConnected?: (this: TThis) => Promise<void> | void;
 		/** @moleculer/channels consumers: channel name → options and handler(payload, raw message). */
 		channels?: Record<
 			string,
@@ -25,7 +30,7 @@ declare module "moleculer" {
 				maxRetries?: number;
 				maxInFlight?: number;
 				deadLettering?: object;
-				handler: (this: any, payload: any, raw?: any) => Promise<void> | void;
+				handler: (this: TThis, payload: unknown, raw?: unknown) => Promise<void> | void;
 			}
 		>;
 	}
@@ -33,7 +38,7 @@ declare module "moleculer" {
 	interface ServiceBroker {
 		/** Publish to a channel (@moleculer/channels). */
 		sendToChannel(channel: string, payload: unknown, opts?: Record<string, unknown>): Promise<void>;
-		/** The channels adapter of this broker. */
-		channelAdapter: any;
+		/** The channels adapter of this broker (platform/channels.ts: JetStreamAdapter in NATS mode). */
+		channelAdapter: unknown;
 	}
 }

@@ -13,7 +13,7 @@
  * (charges), refunded = the `order.cancelled` refunds, each on its own day.
  * `cart.updated` is not consumed: no figure uses carts.
  */
-import type { ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import {
 	factOf,
@@ -58,7 +58,7 @@ const consumer = (type: FactType) => ({
 	},
 });
 
-const AnalyticsService: ServiceSchema<any, AnalyticsMethods> = {
+const AnalyticsService: ServiceSchema<object, object, object, Service & AnalyticsMethods> = {
 	name: "analytics",
 
 	mixins: [

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { ServiceSchema } from "moleculer";
+import type { Service, ServiceBroker, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import bodyParser from "body-parser";
@@ -55,16 +55,19 @@ const GATEWAY_REFUSALS = [
 	WebErrors.RateLimitExceeded,
 ];
 
+/** An error as the gateway meets it: Moleculer's and moleculer-web's carry a code, a type and data. */
+type ShopError = Error & { code?: number; type?: string; data?: unknown };
+
 /**
  * The HTTP status of an error. Only refusals keep their own status (4xx): moleshop's
  * (platform/errors.ts, isClientRefusal) and the gateway's. Anything else is a failure, answered
  * 503, 504 or 500, whatever code it carries: a store's error codes (MongoDB's 449, 11000)
  * are not HTTP statuses.
  */
-function httpStatus(err: any): number {
-	if (UNAVAILABLE.has(err?.type) || err instanceof WebErrors.ServiceUnavailableError) return 503;
-	if (TIMED_OUT.has(err?.type)) return 504;
-	if (isClientRefusal(err) || GATEWAY_REFUSALS.some(Refusal => err instanceof Refusal)) return err.code;
+function httpStatus(err: ShopError): number {
+	if (UNAVAILABLE.has(err?.type ?? "") || err instanceof WebErrors.ServiceUnavailableError) return 503;
+	if (TIMED_OUT.has(err?.type ?? "")) return 504;
+	if (isClientRefusal(err) || GATEWAY_REFUSALS.some(Refusal => err instanceof Refusal)) return err.code!;
 	return 500;
 }
 
@@ -127,7 +130,7 @@ const parseJson = bodyParser.json({ limit: config.bodyLimit, strict: true, reviv
  * turned into client errors before moleculer-web sees them.
  */
 function jsonBody(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
-	parseJson(req, res, (err?: any) => {
+	parseJson(req, res, (err?: Error & { type?: string; status?: number }) => {
 		if (!err) return next();
 		if (err.type === "entity.too.large")
 			return next(
@@ -154,6 +157,15 @@ function sendJson(res: ServerResponse, status: number, body: unknown) {
 	res.end(JSON.stringify(body));
 }
 
+/** Whether some node serves `name` (Moleculer's typings ask for a node id; without one the registry answers for any node). */
+const servedAnywhere = (broker: ServiceBroker, name: string) =>
+	(broker.registry.hasService as (fullName: string) => boolean).call(broker.registry, name);
+
+/** The gateway's own methods (moleculer-web calls authenticate, authorize and its error handlers). */
+interface ApiMethods {
+	publicErrorData(err: ShopError): unknown;
+}
+
 const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	name: "api",
 	mixins: [ApiGateway as unknown as Partial<ServiceSchema>],
@@ -176,12 +188,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 				mappingPolicy: "restrict",
 				aliases: {
 					/** Liveness: the process answers. */
-					"GET health"(this: any, req: Req, res: ServerResponse) {
+					"GET health"(this: Service, req: Req, res: ServerResponse) {
 						sendJson(res, 200, { status: "ok", nodeID: this.broker.nodeID });
 					},
 					/** Readiness: every routed service is available somewhere in the cluster. */
-					"GET ready"(this: any, req: Req, res: ServerResponse) {
-						const missing = REQUIRED_SERVICES.filter(name => !this.broker.registry.hasService(name));
+					"GET ready"(this: Service, req: Req, res: ServerResponse) {
+						const missing = REQUIRED_SERVICES.filter(name => !servedAnywhere(this.broker, name));
 						if (missing.length) res.setHeader("Retry-After", "1");
 						sendJson(res, missing.length ? 503 : 200, {
 							status: missing.length ? "unavailable" : "ready",
@@ -219,7 +231,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		],
 
 		/** Every error response is built here. */
-		onError(this: any, req: Req, res: ServerResponse, err: any) {
+		onError(this: Service & ApiMethods, req: Req, res: ServerResponse, err: ShopError) {
 			const code = httpStatus(err);
 			const body =
 				code < 500
@@ -259,7 +271,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		},
 
 		/** Log real failures (not client errors), then answer through `onError`. */
-		errorHandler(req: Req, res: ServerResponse, err: any) {
+		errorHandler(req: Req, res: ServerResponse, err: ShopError) {
 			const status = httpStatus(err);
 			if (status === 503 || status === 504) this.logger.warn(`${req.method} ${req.url}: ${err.message}`);
 			else if (status >= 500) this.logger.error("Request failed:", req.method, req.url, err);
@@ -267,7 +279,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		},
 
 		/** Validation details without the submitted values (they may be passwords). */
-		publicErrorData(err: any) {
+		publicErrorData(err: ShopError) {
 			if (!Array.isArray(err.data)) return err.data;
 			return err.data.map(({ actual, ...rest }: Record<string, unknown>) => rest);
 		},

@@ -7,7 +7,7 @@
  * changed with single atomic `$set` / `$unset` updates, so concurrent
  * changes to different lines of one cart never overwrite each other.
  */
-import type { ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import type { OutboxMethods, StoreUpdate } from "../../platform/outbox.mixin";
@@ -35,7 +35,7 @@ interface CartsMethods extends DbMethods, OutboxMethods {
 	changeCart(filter: object, update: StoreUpdate, change: EventPayloads["cart.updated"]): Promise<number>;
 }
 
-const CartsService: ServiceSchema<any, CartsMethods> = {
+const CartsService: ServiceSchema<object, object, object, Service & CartsMethods> = {
 	name: "carts",
 
 	mixins: [

@@ -9,7 +9,7 @@
  * dead-letter queue: the list is empty and says so, a redrive is a 409.
  */
 import type { ServiceSchema } from "moleculer";
-import { durableEvents, type DeadLetter } from "../../platform/channels";
+import { durableEvents, type DeadLetter, type JetStreamAdapter } from "../../platform/channels";
 import { conflict, notFound } from "../../platform/errors";
 import type { ShopContext } from "../../contracts/context";
 
@@ -33,7 +33,10 @@ const EventsService: ServiceSchema = {
 				ctx: ShopContext<{ limit: number }>,
 			): Promise<{ durable: boolean; rows: DeadLetter[]; message?: string }> {
 				if (!durableEvents()) return { durable: false, rows: [], message: NO_QUEUE };
-				return { durable: true, rows: await this.broker.channelAdapter.listDeadLetters(ctx.params.limit) };
+				return {
+					durable: true,
+					rows: await (this.broker.channelAdapter as JetStreamAdapter).listDeadLetters(ctx.params.limit),
+				};
 			},
 		},
 
@@ -45,11 +48,12 @@ const EventsService: ServiceSchema = {
 			async handler(ctx: ShopContext<{ seq: number }>): Promise<DeadLetter> {
 				if (!durableEvents()) throw conflict(NO_QUEUE, "NO_DEAD_LETTER_QUEUE");
 				try {
-					const letter = await this.broker.channelAdapter.redrive(ctx.params.seq);
+					const letter = await (this.broker.channelAdapter as JetStreamAdapter).redrive(ctx.params.seq);
 					this.logger.info(`Redrove dead letter ${ctx.params.seq} to '${letter.channel}'.`);
 					return letter;
-				} catch (err: any) {
-					if (err?.code === "404" || /no message found/i.test(err?.message))
+				} catch (err) {
+					const { code, message } = err as { code?: string; message?: string };
+					if (code === "404" || /no message found/i.test(message ?? ""))
 						throw notFound("Dead letter", String(ctx.params.seq));
 					throw err;
 				}

@@ -7,7 +7,7 @@
  * unique key, and a repeat answers with the invoice already issued. A number
  * drawn by a repeat that lost that race is not reused, so numbers can have gaps.
  */
-import type { ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { notFound } from "../../platform/errors";
 import type { ShopContext } from "../../contracts/context";
@@ -39,7 +39,7 @@ const lineParam = {
 
 const formatNumber = (seq: number) => `INV-${String(seq).padStart(6, "0")}`;
 
-const InvoicesService: ServiceSchema<any, DbMethods> = {
+const InvoicesService: ServiceSchema<object, object, object, Service & DbMethods> = {
 	name: "invoices",
 
 	mixins: [

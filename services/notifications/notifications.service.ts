@@ -14,7 +14,7 @@
  * the transport redelivers the event later (with NATS; dead letters after
  * that) and only the failed messages go out again.
  */
-import type { Service, ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { CONSUMER } from "../../platform/channels";
 import { config } from "../../platform/config";
@@ -99,7 +99,14 @@ interface NotificationsMethods extends DbMethods {
 	attempt(doc: NotificationDoc): Promise<string | null>;
 }
 
-type NotificationsThis = Service & NotificationsMethods;
+/** What the service reads of its settings (moleculer-db reads `fields`). */
+interface NotificationsSettings extends ServiceSettingSchema {
+	fields: string[];
+	smtpUrl: string | undefined;
+	mailFrom: string;
+}
+
+type NotificationsThis = Service<NotificationsSettings> & NotificationsMethods;
 
 const LAST_ERROR_MAX = 200;
 
@@ -132,7 +139,7 @@ function shortError(err: unknown): string {
 	return message.length > LAST_ERROR_MAX ? `${message.slice(0, LAST_ERROR_MAX - 1)}…` : message;
 }
 
-const NotificationsService: ServiceSchema<any, NotificationsMethods> = {
+const NotificationsService: ServiceSchema<NotificationsSettings, object, object, NotificationsThis> = {
 	name: "notifications",
 
 	mixins: [

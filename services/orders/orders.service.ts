@@ -130,7 +130,7 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 			timeout: CHECKOUT_TIMEOUT_MS,
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
-				let doc = this.plain(await this.findEntity(ctx.params.id)) as OrderDoc | null;
+				let doc = this.plain(await this.findEntity<OrderDoc>(ctx.params.id));
 				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status))
 					throw notFound("Order", ctx.params.id);
 				if (
@@ -192,7 +192,7 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 			auth: "user",
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
-				const doc = await this.findEntity(ctx.params.id);
+				const doc = await this.findEntity<OrderDoc>(ctx.params.id);
 				if (!doc || doc.userId !== ctx.meta.user!.id || IN_CHECKOUT.includes(doc.status))
 					throw notFound("Order", ctx.params.id);
 				return this.toEntity(ctx, doc);
@@ -220,7 +220,7 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 			visibility: "public",
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
-				const doc = await this.findEntity(ctx.params.id);
+				const doc = await this.findEntity<OrderDoc>(ctx.params.id);
 				if (!doc) throw notFound("Order", ctx.params.id);
 				return this.toEntity(ctx, doc);
 			},

@@ -14,7 +14,7 @@
  * that key forever.
  */
 import { randomBytes } from "node:crypto";
-import type { ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { config } from "../../platform/config";
 import { conflict, notFound } from "../../platform/errors";
@@ -68,7 +68,7 @@ interface ProviderMethods extends DbMethods {
 	record<T>(doc: T & { key: string; kind: string; createdAt: Date }): Promise<T>;
 }
 
-const PaymentProviderService: ServiceSchema<any, ProviderMethods> = {
+const PaymentProviderService: ServiceSchema<object, object, object, Service & ProviderMethods> = {
 	name: "payment-provider",
 
 	mixins: [

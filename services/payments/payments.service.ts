@@ -14,7 +14,7 @@
  * by the provider's idempotency). If even that gets no answer the entry stays
  * `pending` and the caller is told so; nothing is guessed.
  */
-import type { ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { config } from "../../platform/config";
 import { isClientRefusal } from "../../platform/errors";
@@ -60,14 +60,21 @@ interface ChargeParams {
 	paymentMethod: string;
 }
 
-interface PaymentsMethods extends DbMethods {
-	provider: PaymentProvider;
-	openEntry(entry: Omit<LedgerEntry, "id" | "status" | "createdAt" | "updatedAt"> & { key: string }): Promise<any>;
-	askProvider(key: string, ask: () => Promise<ProviderCharge>): Promise<ProviderCharge | null>;
-	settle(doc: any, changes: object): Promise<any>;
+/** A stored ledger entry. */
+interface EntryDoc extends Omit<LedgerEntry, "id"> {
+	_id: unknown;
+	key: string;
+	providerId?: string;
 }
 
-const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
+interface PaymentsMethods extends DbMethods {
+	provider: PaymentProvider;
+	openEntry(entry: Omit<EntryDoc, "_id" | "status" | "createdAt" | "updatedAt">): Promise<EntryDoc>;
+	askProvider(key: string, ask: () => Promise<ProviderCharge>): Promise<ProviderCharge | null>;
+	settle(doc: EntryDoc, changes: Partial<EntryDoc>): Promise<EntryDoc>;
+}
+
+const PaymentsService: ServiceSchema<object, object, object, Service & PaymentsMethods> = {
 	name: "payments",
 
 	mixins: [
@@ -155,8 +162,7 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 			params: { $$strict: true, orderId: idParam },
 			async handler(ctx: ShopContext<{ orderId: string }>) {
 				const { orderId } = ctx.params;
-				const charge = (await this.adapter.findOne({ key: `charge:${orderId}` })) as
-					(LedgerEntry & { providerId: string }) | null;
+				const charge = (await this.adapter.findOne({ key: `charge:${orderId}` })) as EntryDoc | null;
 				if (!charge || charge.status !== "succeeded" || charge.amount === 0)
 					return { orderId, status: "none", amount: 0 };
 				const key = `refund:${orderId}`;
@@ -171,7 +177,7 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 				if (entry.status === "pending") {
 					const refund = await this.provider.refund({
 						key,
-						chargeId: charge.providerId,
+						chargeId: charge.providerId!,
 						amount: entry.amount,
 					});
 					entry = await this.settle(entry, { status: refund.status, providerId: refund.refundId });
@@ -242,17 +248,17 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 		async askProvider(key, ask) {
 			try {
 				return await ask();
-			} catch (err: any) {
+			} catch (err) {
 				if (isClientRefusal(err)) throw err; // refused, not lost
 				this.logger.warn(
-					`No answer from the payment provider for ${key} (${err.message}); looking the charge up.`,
+					`No answer from the payment provider for ${key} (${(err as Error).message}); looking the charge up.`,
 				);
 			}
 			try {
 				return (await this.provider.findCharge(key)) ?? (await ask());
-			} catch (err: any) {
+			} catch (err) {
 				this.logger.warn(
-					`The payment provider cannot tell what became of ${key} yet (${err.message}); it stays pending.`,
+					`The payment provider cannot tell what became of ${key} yet (${(err as Error).message}); it stays pending.`,
 				);
 				return null;
 			}
@@ -264,7 +270,7 @@ const PaymentsService: ServiceSchema<any, PaymentsMethods> = {
 				{ _id: doc._id, status: "pending" },
 				{ $set: { ...changes, updatedAt: new Date() } },
 			);
-			return this.adapter.findById(doc._id);
+			return (await this.adapter.findById(doc._id)) as EntryDoc;
 		},
 	},
 

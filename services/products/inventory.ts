@@ -197,8 +197,8 @@ export const inventoryMethods: InventoryMethods & ThisType<ProductsThis> = {
 	async shortItems(items: ItemRequest[]) {
 		const docs = (await this.adapter.findByIds(
 			items.filter(i => this.isValidId(i.productId)).map(i => this.decodeID(i.productId)),
-		)) as any[];
-		const stock = new Map(docs.map(doc => [String(doc._id), doc.stock as number]));
+		)) as Array<StockDoc & { _id: unknown }>;
+		const stock = new Map(docs.map(doc => [String(doc._id), doc.stock]));
 		return items
 			.map(item => ({ ...item, available: stock.get(item.productId) ?? 0 }))
 			.filter(item => item.available < item.quantity);

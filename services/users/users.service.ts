@@ -4,7 +4,7 @@
  * The password hash is stored in the `users` collection and never leaves
  * this service: every entity goes through `settings.fields`, which omits it.
  */
-import type { ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema } from "moleculer";
 import argon2 from "argon2";
 import mongoose from "mongoose";
 import jwt from "jsonwebtoken";
@@ -28,19 +28,31 @@ const HASHING_BULKHEAD = { enabled: true, concurrency: 4, maxQueueSize: 100 };
 const HASHING_TIMEOUT_MS = 15_000;
 const CHANNELS = ["email", "sms", "push"];
 
+/** An account as the API answers it: never its password hash (`settings.fields` leaves it out). */
+export interface PublicUser {
+	id: string;
+	name: string;
+	email: string;
+	role: Role;
+	phone?: string;
+	preferences: { channels: string[] };
+	createdAt: Date;
+	updatedAt: Date;
+}
+
 interface UsersMethods extends DbMethods, OutboxMethods {
 	jwtSecret: string;
 	dummyHash: string;
 	issueToken(user: { id: string; role: Role }): string;
 	ensureAdmin(): Promise<void>;
-	publicUser(ctx: ShopContext, doc: object): Promise<any>;
+	publicUser(ctx: ShopContext, doc: object): Promise<PublicUser>;
 }
 
 const emailParam = { type: "email", normalize: true, max: 254 } as const;
 const passwordParam = { type: "string", min: 8, max: 128 } as const;
 const nameParam = { type: "string", trim: true, min: 1, max: 100 } as const;
 
-const UsersService: ServiceSchema<any, UsersMethods> = {
+const UsersService: ServiceSchema<object, object, object, Service & UsersMethods> = {
 	name: "users",
 
 	mixins: [
@@ -114,7 +126,9 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 				password: { type: "string", max: 128 },
 			},
 			async handler(ctx: ShopContext<{ email: string; password: string }>) {
-				const doc = (await this.adapter.findOne({ email: ctx.params.email })) as any;
+				const doc = (await this.adapter.findOne({ email: ctx.params.email })) as {
+					passwordHash: string;
+				} | null;
 				// Verify against a dummy hash when there is no such user, so both answers take as long.
 				const valid = await argon2.verify(doc?.passwordHash ?? this.dummyHash, ctx.params.password);
 				if (!doc || !valid) throw unauthorized("Invalid email or password");
@@ -213,7 +227,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 					return null;
 				}
 				if (typeof payload.sub !== "string" || !this.isValidId(payload.sub)) return null;
-				const user = await ctx.call<any, { id: string }>("users.get", { id: payload.sub }).catch(err => {
+				const user = await ctx.call<PublicUser, { id: string }>("users.get", { id: payload.sub }).catch(err => {
 					if (isNotFound(err)) return null;
 					throw err;
 				});
@@ -232,7 +246,7 @@ const UsersService: ServiceSchema<any, UsersMethods> = {
 		},
 
 		publicUser(ctx: ShopContext, doc: object) {
-			return this.toEntity(ctx, doc);
+			return this.toEntity<PublicUser>(ctx, doc);
 		},
 
 		/** With ADMIN_EMAIL and ADMIN_PASSWORD set, make sure that admin account exists with that password. */

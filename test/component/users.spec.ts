@@ -114,8 +114,11 @@ describe("JWT_SECRET", () => {
 			process.env.NODE_ENV = "production";
 			delete process.env.JWT_SECRET;
 			jest.isolateModules(() => {
+				// A fresh module registry, so the service reads the production environment: only require() loads it here.
+				/* eslint-disable @typescript-eslint/no-require-imports */
 				const { ServiceBroker } = require("moleculer");
 				const schema = require("../../services/users/users.service").default;
+				/* eslint-enable @typescript-eslint/no-require-imports */
 				const prodBroker = new ServiceBroker({ logger: false });
 				expect(() => prodBroker.createService(schema)).toThrow(/JWT_SECRET must be set/);
 			});

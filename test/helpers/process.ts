@@ -132,6 +132,8 @@ export interface ReplProcess {
 }
 
 const PROMPT = "mol $ ";
+// The REPL colours its output: the escape sequences start with the ESC control character.
+// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 /**
