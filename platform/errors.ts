@@ -12,7 +12,7 @@ import { Errors } from "moleculer";
 
 const { MoleculerClientError, MoleculerError } = Errors;
 
-/** The statuses of moleshop's refusals: the helpers below, 402 for a failed payment, the validator's 422, the gateway's 413 and 415. */
+/** The statuses of moleshop's refusals (contracts/errors.ts), the validator's 422 among them. */
 export const CLIENT_STATUSES: ReadonlySet<number> = new Set([400, 401, 402, 403, 404, 409, 413, 415, 422]);
 
 /**
@@ -38,28 +38,4 @@ export function isNotFound(err: unknown): boolean {
 export function isEndpointFailure(err: unknown): boolean {
 	if (!(err instanceof MoleculerError)) return true;
 	return err.code >= 500 || (err.type === "SERVICE_NOT_AVAILABLE" && !!err.data?.nodeID);
-}
-
-export function badRequest(message: string, data?: unknown) {
-	return new MoleculerClientError(message, 400, "BAD_REQUEST", data);
-}
-
-export function unauthorized(message = "Authentication required") {
-	return new MoleculerClientError(message, 401, "UNAUTHORIZED");
-}
-
-export function forbidden(message = "You are not allowed to do this") {
-	return new MoleculerClientError(message, 403, "FORBIDDEN");
-}
-
-export function notFound(entity: string, id?: string) {
-	return new MoleculerClientError(`${entity} not found`, 404, "NOT_FOUND", id ? { id } : undefined);
-}
-
-export function conflict(message: string, type = "CONFLICT", data?: unknown) {
-	return new MoleculerClientError(message, 409, type, data);
-}
-
-export function unprocessable(message: string, type: string, data?: unknown) {
-	return new MoleculerClientError(message, 422, type, data);
 }

@@ -7,7 +7,7 @@
  * of it is unit-testable on its own.
  */
 import type { DomainEvent } from "../../contracts/events";
-import { unprocessable } from "../../platform/errors";
+import { unprocessable } from "../../contracts/errors";
 
 /** The event types analytics records (cart.updated is not one: no figure uses carts). */
 export type FactType = "user.registered" | "product.viewed" | "order.paid" | "order.payment_failed" | "order.cancelled";

@@ -12,11 +12,11 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Service, ServiceBroker, ServiceSchema } from "moleculer";
-import { Errors } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import bodyParser from "body-parser";
 import { config } from "../../platform/config";
-import { badRequest, forbidden, isClientRefusal, unauthorized } from "../../platform/errors";
+import { isClientRefusal } from "../../platform/errors";
+import { badRequest, forbidden, refusal, unauthorized } from "../../contracts/errors";
 import type { Access, AuthUser, ShopContext } from "../../contracts/context";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -133,20 +133,14 @@ function jsonBody(req: IncomingMessage, res: ServerResponse, next: (err?: unknow
 	parseJson(req, res, (err?: Error & { type?: string; status?: number }) => {
 		if (!err) return next();
 		if (err.type === "entity.too.large")
-			return next(
-				new Errors.MoleculerClientError(
-					`Request body is larger than ${config.bodyLimit}`,
-					413,
-					"PAYLOAD_TOO_LARGE",
-				),
-			);
+			return next(refusal(413, "PAYLOAD_TOO_LARGE", `Request body is larger than ${config.bodyLimit}`));
 		const status = err.status === 415 ? 415 : 400; // an unsupported encoding or charset is 415
 		const type = err.type === "entity.parse.failed" ? "MALFORMED_JSON" : "UNREADABLE_BODY";
 		next(
-			new Errors.MoleculerClientError(
-				`${type === "MALFORMED_JSON" ? "Malformed JSON body" : "Unreadable request body"}: ${err.message}`,
+			refusal(
 				status,
 				type,
+				`${type === "MALFORMED_JSON" ? "Malformed JSON body" : "Unreadable request body"}: ${err.message}`,
 			),
 		);
 	});

@@ -12,7 +12,7 @@ import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import type { OutboxMethods, StoreUpdate } from "../../platform/outbox.mixin";
 import { domainEvent, type EventPayloads } from "../../contracts/events";
-import { unprocessable } from "../../platform/errors";
+import { unprocessable } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
 import { type ItemRequest, itemsParam, MAX_LINES, MAX_QUANTITY } from "../../contracts/items";
 import { type PricingQuote, QUOTE_CALL_OPTIONS, quoteOptionParams, type QuoteParams } from "../../contracts/pricing";

@@ -10,7 +10,7 @@
  */
 import type { ServiceSchema } from "moleculer";
 import { durableEvents, type DeadLetter, type JetStreamAdapter } from "../../platform/channels";
-import { conflict, notFound } from "../../platform/errors";
+import { conflict, notFound } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
 
 const seqParam = { type: "number", integer: true, min: 1, convert: true } as const;

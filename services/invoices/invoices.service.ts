@@ -9,7 +9,7 @@
  */
 import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
-import { notFound } from "../../platform/errors";
+import { notFound } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
 import { type Quote, QUOTE_SCHEMA } from "../../contracts/pricing";
 import { currencyParam, idParam } from "../../platform/params";

@@ -14,13 +14,13 @@
  * concurrent repeats create the order, and the others answer with it.
  */
 import { createHash } from "node:crypto";
-import { Errors } from "moleculer";
 import type { ShopContext } from "../../contracts/context";
 import { MAX_QUANTITY, mergeItems, type ItemRequest } from "../../contracts/items";
 import { CHARGE_TIMEOUT_MS, MAX_CHARGE } from "../../contracts/payments";
 import { QUOTE_CALL_OPTIONS, type PricingQuote, type Quote, type QuoteParams } from "../../contracts/pricing";
 import { config } from "../../platform/config";
-import { conflict, isClientRefusal, notFound, unprocessable } from "../../platform/errors";
+import { isClientRefusal } from "../../platform/errors";
+import { conflict, notFound, refusal, unprocessable } from "../../contracts/errors";
 import { IN_CHECKOUT } from "./lifecycle";
 import { stockLines, type Order, type OrderDoc, type OrdersThis } from "./order";
 
@@ -158,15 +158,10 @@ export const checkoutMethods: CheckoutMethods & ThisType<OrdersThis> = {
 
 	answerCheckout(ctx, order) {
 		if (order.status === "payment_failed") {
-			throw new Errors.MoleculerClientError(
-				order.payment?.failureMessage ?? "The payment failed",
-				402,
-				"PAYMENT_FAILED",
-				{
-					orderId: order.id,
-					reason: order.payment?.failureCode,
-				},
-			);
+			throw refusal(402, "PAYMENT_FAILED", order.payment?.failureMessage ?? "The payment failed", {
+				orderId: order.id,
+				reason: order.payment?.failureCode,
+			});
 		}
 		const location = `/api/v1/orders/${order.id}`;
 		ctx.meta.$statusCode = order.status === "reserved" ? 202 : 201;

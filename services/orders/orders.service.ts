@@ -13,7 +13,7 @@ import { paymentMethodParam } from "../../contracts/payments";
 import { QUOTE_SCHEMA, quoteOptionParams } from "../../contracts/pricing";
 import { config } from "../../platform/config";
 import { DbMixin } from "../../platform/db.mixin";
-import { conflict, notFound, unprocessable } from "../../platform/errors";
+import { conflict, notFound, unprocessable } from "../../contracts/errors";
 import { idParam, pageParams } from "../../platform/params";
 import { CHECKOUT_TIMEOUT_MS, checkoutMethods, type CheckoutParams } from "./checkout";
 import { IN_CHECKOUT } from "./lifecycle";

@@ -17,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { config } from "../../platform/config";
-import { conflict, notFound } from "../../platform/errors";
+import { conflict, notFound } from "../../contracts/errors";
 import { currencyParam } from "../../platform/params";
 import {
 	type ChargeRequest,

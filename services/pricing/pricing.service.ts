@@ -8,7 +8,7 @@
  */
 import type { ServiceSchema } from "moleculer";
 import { config } from "../../platform/config";
-import { unprocessable } from "../../platform/errors";
+import { unprocessable } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
 import { itemsParam, mergeItems } from "../../contracts/items";
 import { type PricingQuote, quoteOptionParams, type QuoteParams } from "../../contracts/pricing";

@@ -4,6 +4,7 @@
  * Pure and deterministic: the same lines, rules and moment give the same
  * quote on every node. Rounding is half up, done in integers.
  */
+import type { UnprocessableType } from "../../contracts/errors";
 import type { PricedLine, Quote } from "../../contracts/pricing";
 
 export interface DiscountCode {
@@ -35,7 +36,7 @@ export interface PricingRules {
 /** Why a quote cannot be made: a stable type and a sentence for the customer. */
 export class QuoteError extends Error {
 	constructor(
-		readonly type: string,
+		readonly type: UnprocessableType,
 		message: string,
 	) {
 		super(message);

@@ -12,7 +12,7 @@
  * a `stock.low` event in the same update (outbox).
  */
 import { config } from "../../platform/config";
-import { conflict } from "../../platform/errors";
+import { conflict } from "../../contracts/errors";
 import { domainEvent } from "../../contracts/events";
 import type { ShopContext } from "../../contracts/context";
 import { type ItemRequest, itemsParam, mergeItems } from "../../contracts/items";

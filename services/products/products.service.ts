@@ -13,7 +13,7 @@ import type { DbMethods } from "../../platform/db.mixin";
 import type { OutboxMethods } from "../../platform/outbox.mixin";
 import { domainEvent } from "../../contracts/events";
 import { config } from "../../platform/config";
-import { conflict, notFound } from "../../platform/errors";
+import { conflict, notFound } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
 import { currencyParam, idParam, pageParams } from "../../platform/params";
 import { DEMO_CATALOG } from "./demo-catalog";

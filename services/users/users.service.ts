@@ -12,7 +12,8 @@ import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import type { OutboxMethods } from "../../platform/outbox.mixin";
 import { domainEvent } from "../../contracts/events";
 import { config } from "../../platform/config";
-import { conflict, isNotFound, notFound, unauthorized } from "../../platform/errors";
+import { isNotFound } from "../../platform/errors";
+import { conflict, notFound, unauthorized } from "../../contracts/errors";
 import type { AuthUser, Role, ShopContext } from "../../contracts/context";
 import { idParam, pageParams } from "../../platform/params";
 

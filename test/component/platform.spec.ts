@@ -1,7 +1,8 @@
 /** Platform pieces on a broker: the health endpoint, and refusals told from failures (also across nodes). */
 import { Errors, ServiceBroker } from "moleculer";
 import { mongo } from "mongoose";
-import { isClientRefusal, isEndpointFailure, isNotFound, notFound } from "../../platform/errors";
+import { isClientRefusal, isEndpointFailure, isNotFound } from "../../platform/errors";
+import { notFound } from "../../contracts/errors";
 import { HealthEndpoint } from "../../platform/middlewares/health-endpoint";
 import { freePort } from "../helpers/process";
 
