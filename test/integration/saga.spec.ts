@@ -7,6 +7,7 @@ import { mongo } from "mongoose";
 import { startShop, withoutService, type Shop } from "../helpers/shop";
 import { waitFor } from "../helpers/process";
 import { checkInvariant } from "../helpers/invariant";
+import { barrier, holdCalls, sendEach } from "../helpers/barrier";
 
 let shop: Shop;
 let admin: string;
@@ -247,9 +248,23 @@ describe("a checkout repeated with its Idempotency-Key", () => {
 		const customer = await shop.signUp("Repeating");
 		const product = await newProduct(10);
 		const headers = { "idempotency-key": "pay-once" };
-		const results = await Promise.all(
-			Array.from({ length: 6 }, () => checkout(customer.token, product.id, "pm_card_visa", 1, headers)),
+		// The race is forced: each repeat waits just before it stores its order until all 6 have found no
+		// order under the key, so all 6 try to claim it at once and only its unique index stops five of them.
+		const orders = shop.broker.getLocalService("orders") as any;
+		const claims = barrier(6);
+		const restore = holdCalls(
+			orders.adapter,
+			"insert",
+			claims,
+			(doc: any) => doc.idempotencyKey === `${customer.user.id}:pay-once`,
 		);
+		let results;
+		try {
+			results = await sendEach(claims, () => checkout(customer.token, product.id, "pm_card_visa", 1, headers));
+		} finally {
+			restore();
+		}
+		expect(claims.opened).toBe(true);
 		expect(new Set(results.map(r => r.body.id)).size).toBe(1);
 		expect(results.every(r => r.status === 201)).toBe(true);
 		expect(await ledgerOf(results[0].body.id)).toHaveLength(1);
