@@ -13,8 +13,10 @@ let broker: ServiceBroker;
 let products: any[];
 let user: { id: string; role: string };
 const as = (u: { id: string; role: string }, meta: object = {}) => ({ meta: { user: u, ...meta } });
+/** The product document as stored, past any cache. */
+const storedProduct = async (id: string) => (broker.getLocalService("products") as any).adapter.findById(id);
 /** Stock as stored, past any cache. */
-const stockOf = async (id: string) => (await (broker.getLocalService("products") as any).adapter.findById(id)).stock;
+const stockOf = async (id: string) => (await storedProduct(id)).stock;
 
 beforeAll(async () => {
 	broker = await startBroker([
@@ -69,6 +71,24 @@ describe("orders.create", () => {
 			lineTotal: 2 * a.price,
 		});
 		expect(await stockOf(a.id)).toBe(a.stock - 2);
+	});
+
+	it("commits a paid order's stock: the product keeps no reservation of it, and the units stay sold", async () => {
+		const product = products[2];
+		const before = await stockOf(product.id);
+		const lines = [{ productId: product.id, quantity: 2 }];
+		const order = await broker.call<any, any>(
+			"orders.create",
+			{ paymentMethod: "pm_card_visa", items: lines },
+			as(user),
+		);
+		expect(order.status).toBe("paid");
+		const stored = await storedProduct(product.id);
+		expect(stored.stock).toBe(before - 2);
+		expect(stored.reservations?.[order.id]).toBeUndefined(); // the hold became a sale
+		// A sold unit is not held any more: a stray release of the order gives nothing back.
+		await broker.call("products.releaseStock", { orderId: order.id, items: lines });
+		expect(await stockOf(product.id)).toBe(before - 2);
 	});
 
 	it("refuses a checkout for an account that no longer exists, and reserves nothing", async () => {
