@@ -17,6 +17,12 @@ const as = (u: { id: string; role: string }, meta: object = {}) => ({ meta: { us
 const storedProduct = async (id: string) => (broker.getLocalService("products") as any).adapter.findById(id);
 /** Stock as stored, past any cache. */
 const stockOf = async (id: string) => (await storedProduct(id)).stock;
+const ordersService = () => broker.getLocalService("orders") as any;
+/** Every order in the store, whatever its status (orders.list shows placed orders only): `id status`, sorted. */
+const storedOrders = async () =>
+	((await ordersService().adapter.find({ query: {} })) as any[])
+		.map(doc => `${ordersService().encodeID(doc._id)} ${doc.status}`)
+		.sort();
 
 beforeAll(async () => {
 	broker = await startBroker([
@@ -111,6 +117,7 @@ describe("orders.create", () => {
 
 	it("leaves no order behind when stock is short", async () => {
 		const before = await broker.call<any, any>("orders.list", {}, as(user));
+		const storedBefore = await storedOrders();
 		const cap = products.find(p => p.sku === "CAP-001");
 		await expect(
 			broker.call(
@@ -120,6 +127,8 @@ describe("orders.create", () => {
 			),
 		).rejects.toMatchObject({ code: 409 });
 		expect((await broker.call<any, any>("orders.list", {}, as(user))).total).toBe(before.total);
+		// orders.list hides pending and abandoned checkouts: the store itself holds no new order, of any status.
+		expect(await storedOrders()).toEqual(storedBefore);
 	});
 
 	it("returns the first order for a repeated Idempotency-Key", async () => {
