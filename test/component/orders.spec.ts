@@ -18,6 +18,27 @@ const storedProduct = async (id: string) => (broker.getLocalService("products") 
 /** Stock as stored, past any cache. */
 const stockOf = async (id: string) => (await storedProduct(id)).stock;
 const ordersService = () => broker.getLocalService("orders") as any;
+const admin = { id: "admin", role: "admin" };
+/** A fresh product with `stock` units, so a test counts its own stock. */
+const newProduct = (sku: string, stock: number) =>
+	broker.call<any, any>("products.create", { sku, name: sku, price: 1_000, category: "test", stock }, as(admin));
+/** The ids of the orders the store inserts (each checkout attempt inserts one) until `stop()`. */
+function recordInserts() {
+	const adapter = ordersService().adapter;
+	const insert = adapter.insert;
+	const ids: string[] = [];
+	adapter.insert = async function (this: unknown, ...args: unknown[]) {
+		const doc = await insert.apply(this, args);
+		ids.push(ordersService().encodeID(doc._id));
+		return doc;
+	};
+	return { ids, stop: () => void (adapter.insert = insert) };
+}
+/** The stored orders holding this customer's Idempotency-Key, whatever their status: `id status`. */
+const withKey = async (key: string) =>
+	((await ordersService().adapter.find({ query: { idempotencyKey: `${user.id}:${key}` } })) as any[]).map(
+		doc => `${ordersService().encodeID(doc._id)} ${doc.status}`,
+	);
 /** Every order in the store, whatever its status (orders.list shows placed orders only): `id status`, sorted. */
 const storedOrders = async () =>
 	((await ordersService().adapter.find({ query: {} })) as any[])
@@ -188,22 +209,32 @@ describe("orders.create", () => {
 	});
 
 	it("lets a key be used again after its first request failed", async () => {
-		const cap = products.find(p => p.sku === "CAP-001");
+		const product = await newProduct("RETRY-409", 1);
 		const meta = { idempotencyKey: "retry-after-409" };
-		await expect(
-			broker.call(
-				"orders.create",
-				{ paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: 999 }] },
-				as(user, meta),
-			),
-		).rejects.toMatchObject({ code: 409 });
-		await expect(
-			broker.call(
-				"orders.create",
-				{ paymentMethod: "pm_card_visa", items: [{ productId: cap.id, quantity: 999 }] },
-				as(user, meta),
-			),
-		).rejects.toMatchObject({ code: 409 });
+		const params = { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] };
+		const attempts = recordInserts();
+		let order: any;
+		try {
+			// Refused for the stock each time, not for a key still held by the first attempt (IDEMPOTENCY_KEY_IN_USE).
+			for (let i = 0; i < 2; i++)
+				await expect(broker.call("orders.create", params, as(user, meta))).rejects.toMatchObject({
+					code: 409,
+					type: "OUT_OF_STOCK",
+				});
+			await broker.call("products.update", { id: product.id, stock: 5 }, as(admin));
+			order = await broker.call<any, any>("orders.create", params, as(user, meta));
+		} finally {
+			attempts.stop();
+		}
+		// The key is really free: the same request, once it can be served, is a new order, placed and paid.
+		expect(attempts.ids).toHaveLength(3);
+		expect(order).toMatchObject({ id: attempts.ids[2], status: "paid" });
+		expect(await stockOf(product.id)).toBe(3);
+		// The store holds that order under the key, and nothing of the refused attempts.
+		for (const refused of attempts.ids.slice(0, 2))
+			expect(await ordersService().adapter.findById(refused)).toBeFalsy();
+		expect(await withKey(meta.idempotencyKey)).toEqual([`${order.id} paid`]);
+		expect(await broker.call("orders.create", params, as(user, meta))).toEqual(order);
 	});
 });
 
@@ -299,6 +330,36 @@ describe("checkouts that cannot finish", () => {
 		}
 		expect(await stockOf(product.id)).toBe(before);
 		expect(await orders().adapter.count({ query: { status: "pending" } })).toBe(0);
+	});
+
+	it("free their Idempotency-Key when abandoned on a failure, so a retry with it is a new order", async () => {
+		const product = await newProduct("RETRY-LOST", 5);
+		const meta = { idempotencyKey: "retry-after-lost-answer" };
+		const params = { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 2 }] };
+		const productsService = broker.getLocalService("products") as any;
+		const takeStock = productsService.takeStock;
+		productsService.takeStock = async function (this: any, ...args: any[]) {
+			productsService.takeStock = takeStock; // the first reservation only
+			await takeStock.apply(this, args);
+			throw new Error("connection lost after the write");
+		};
+		const attempts = recordInserts();
+		let order: any;
+		try {
+			await expect(broker.call("orders.create", params, as(user, meta))).rejects.toThrow("connection lost");
+			order = await broker.call<any, any>("orders.create", params, as(user, meta));
+		} finally {
+			productsService.takeStock = takeStock;
+			attempts.stop();
+		}
+		expect(attempts.ids).toHaveLength(2);
+		expect(order).toMatchObject({ id: attempts.ids[1], status: "paid" });
+		expect(await stockOf(product.id)).toBe(3); // the abandoned attempt gave its units back
+		// The first attempt waits, abandoned and without the key, for the sweep; the key names the new order only.
+		const abandoned = orders().plain(await orders().adapter.findById(attempts.ids[0]));
+		expect(abandoned).toMatchObject({ status: "abandoned" });
+		expect(abandoned.idempotencyKey).toBeUndefined();
+		expect(await withKey(meta.idempotencyKey)).toEqual([`${order.id} paid`]);
 	});
 });
 
