@@ -80,9 +80,10 @@ describe("400 and 413: the body itself", () => {
 		const res = await call("POST", "/api/v1/orders", {
 			token: customer.token,
 			headers: { "idempotency-key": "x".repeat(300) },
-			body: { items: [{ productId: product.id, quantity: 1 }] },
+			body: { paymentMethod: "pm_card_visa", items: [{ productId: product.id, quantity: 1 }] }, // valid but for the key
 		});
 		expect(res.status).toBe(400);
+		expect(res.body.message).toMatch(/Idempotency-Key/);
 		expect(await stockOf(product.id)).toBe(product.stock);
 	});
 });
@@ -119,8 +120,27 @@ describe("422: validation names the failing fields", () => {
 	});
 
 	it("refuses both and neither of items and fromCart", async () => {
-		expect((await order([{ productId: product.id, quantity: 1 }], { fromCart: true })).status).toBe(422);
-		expect((await call("POST", "/api/v1/orders", { token: customer.token, body: {} })).status).toBe(422);
+		const both = await order([{ productId: product.id, quantity: 1 }], { fromCart: true });
+		expect(both.status).toBe(422);
+		expect(both.body.data).toEqual([expect.objectContaining({ type: "oneOf", field: "items" })]); // not EMPTY_CART
+		// With a payment method, so that it is refused for the missing lines, not for that.
+		const neither = await call("POST", "/api/v1/orders", {
+			token: customer.token,
+			body: { paymentMethod: "pm_card_visa" },
+		});
+		expect(neither.status).toBe(422);
+		expect(neither.body.data).toEqual([expect.objectContaining({ type: "oneOf", field: "items" })]);
+	});
+
+	it("refuses an otherwise valid order without a paymentMethod, naming that field", async () => {
+		const res = await call("POST", "/api/v1/orders", {
+			token: customer.token,
+			body: { items: [{ productId: product.id, quantity: 1 }] },
+		});
+		expect(res.status).toBe(422);
+		expect(res.body.type).toBe("VALIDATION_ERROR");
+		expect(fields(res)).toEqual(["paymentMethod"]);
+		expect(await stockOf(product.id)).toBe(product.stock);
 	});
 
 	it("refuses wrong types, overlong strings and operator objects", async () => {
