@@ -1,6 +1,7 @@
 import type { ServiceBroker } from "moleculer";
 import ProductsService from "../../services/products/products.service";
 import { DEMO_CATALOG } from "../../services/products/demo-catalog";
+import { channelDrained, outboxRelayed } from "../helpers/quiescence";
 import { startBroker } from "../helpers/shop";
 
 let broker: ServiceBroker;
@@ -205,7 +206,9 @@ describe("commitStock / restockOrder and stock.low", () => {
 		// Threshold 5: from 10, two orders of 3 at once end at 4; exactly one of them crossed.
 		await Promise.all(products.flatMap(p => [reserve(`a-${p.id}`, p.id, 3), reserve(`b-${p.id}`, p.id, 3)]));
 		await reserve(`c-${products[0].id}`, products[0].id, 1); // already low: no second event
-		await new Promise(resolve => setTimeout(resolve, 300));
+		// Every reservation has answered; once their events are relayed and delivered, no other can come.
+		await outboxRelayed(broker, "products");
+		await channelDrained(broker, "stock.low", () => lowStock);
 		for (const p of products) {
 			expect(eventsOf(p.id)).toEqual([
 				expect.objectContaining({
