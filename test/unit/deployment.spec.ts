@@ -56,3 +56,15 @@ it("has the topology of `npm run cluster`, replicas included", () => {
 	const composed = nodes.flatMap(([, def]) => Array<string>(def.scale ?? 1).fill(def.environment.SERVICES));
 	expect(count(composed)).toEqual(count(TOPOLOGY.map(t => t.services)));
 });
+
+it("copies into the image every source the build compiles", () => {
+	const build = JSON.parse(read("tsconfig.build.json")) as { include: string[] };
+	// "platform/**/*.ts" → "platform"; "moleculer.config.ts" stays as it is.
+	const compiled = new Set(build.include.map(pattern => pattern.split("/")[0]));
+	const copied = new Set(
+		[...read("Dockerfile").matchAll(/^COPY (?!--from)(.+)$/gm)].flatMap(([, args]) =>
+			args.trim().split(/\s+/).slice(0, -1),
+		),
+	);
+	expect([...compiled].filter(source => !copied.has(source))).toEqual([]);
+});
