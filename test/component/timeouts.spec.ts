@@ -1,0 +1,82 @@
+/**
+ * Request timeouts as configured (moleculer.config.ts, README "Timeouts"): a call gets 3 s unless
+ * its action says otherwise, and a call nested inside another gets only what is left of that
+ * call's budget — none at all once it is spent. Faults (test/helpers/faults.ts) hold or delay
+ * handlers inside their budget; the bounds are loose (a timer never fires early; "before the held
+ * handler finished"), the error types are what is asserted.
+ */
+import { Errors, type ServiceBroker } from "moleculer";
+import { TestCluster } from "../helpers/brokers";
+import { Faults } from "../helpers/faults";
+import { waitFor } from "../helpers/process";
+import ProductsService from "../../services/products/products.service";
+
+const faults = new Faults();
+const cluster = new TestCluster(null);
+let broker: ServiceBroker;
+let product: any;
+
+const unique = () => Math.random().toString(36).slice(2, 10).toUpperCase();
+/** Until no run of `action` is in its handler any more (so that nothing held outlives the test). */
+const settled = (action: string) =>
+	waitFor(async () => faults.active(action) === 0, 20_000, `the runs of ${action} to end`);
+
+beforeAll(async () => {
+	broker = await cluster.start("timeouts", [ProductsService], faults);
+	product = (await broker.call<any, any>("products.list", { pageSize: 1 })).rows[0];
+});
+beforeEach(() => faults.reset());
+afterEach(() => faults.release());
+afterAll(() => cluster.stop());
+
+it("cuts a call at 3 s when its action has no timeout of its own, while the handler still runs", async () => {
+	faults.hold("products.create"); // no timeout of its own, and never retried: one attempt to time
+	const sent = Date.now();
+	const err: any = await broker
+		.call("products.create", { sku: `SLOW-${unique()}`, name: "Slow", price: 100, category: "test" })
+		.catch(e => e);
+	const elapsed = Date.now() - sent;
+	expect(err).toBeInstanceOf(Errors.RequestTimeoutError);
+	expect(err).toMatchObject({ code: 504, type: "REQUEST_TIMEOUT" });
+	expect(faults.runsOf("products.create")[0].timeout).toBe(3_000);
+	expect(elapsed).toBeGreaterThanOrEqual(2_990);
+	expect(elapsed).toBeLessThan(10_000);
+	expect(faults.active("products.create")).toBe(1); // cut, not finished
+	faults.release();
+	await settled("products.create");
+});
+
+describe("a nested call", () => {
+	it("gets what is left of its parent's 3 s, and is cut there", async () => {
+		// products.view spends 2 s of its budget, then asks products.get, which does not answer.
+		faults.delay("products.view", 2_000);
+		faults.hold("products.get");
+		const sent = Date.now();
+		// One attempt of the outer call (retries: 0): the nested one keeps its own retry policy.
+		const err: any = await broker
+			.call("products.view", { id: product.id }, { retries: 0, meta: { $cache: false } })
+			.catch(e => e);
+		expect(err).toBeInstanceOf(Errors.RequestTimeoutError);
+		expect(Date.now() - sent).toBeGreaterThanOrEqual(2_990);
+		// The nested call's first attempt had about the 1 s that was left (timers round to the millisecond)...
+		await waitFor(async () => faults.runs("products.get") >= 2, 10_000, "products.get to be tried again");
+		const [first, second] = faults.runsOf("products.get");
+		expect(first.timeout).toBeGreaterThan(0);
+		expect(first.timeout).toBeLessThan(1_100);
+		// ...and was cut there: tried again (after 0.1 s) well before a 3 s budget of its own would have run out.
+		expect(second.startedAt - first.startedAt).toBeLessThan(3_000);
+		faults.release();
+		await settled("products.view");
+	});
+
+	it("is not made at all once its parent's budget is spent: REQUEST_SKIPPED", async () => {
+		faults.delay("products.view", 3_500); // past its 3 s before it asks products.get
+		const err: any = await broker
+			.call("products.view", { id: product.id }, { retries: 0, meta: { $cache: false } })
+			.catch(e => e);
+		expect(err).toBeInstanceOf(Errors.RequestTimeoutError);
+		await settled("products.view");
+		expect(faults.runsOf("products.view")[0].error).toBeInstanceOf(Errors.RequestSkippedError);
+		expect(faults.runs("products.get")).toBe(0);
+	});
+});
