@@ -4,7 +4,7 @@
  * Retry), and counts, holds, delays or fails the runs of the actions a test names. What it counts
  * is how often a handler was entered, and how many ran at once.
  */
-import { Errors, type Middleware } from "moleculer";
+import { Errors, type Middleware, type ServiceBroker } from "moleculer";
 
 export interface Run {
 	/** Date.now() when the run entered the handler. */
@@ -121,4 +121,21 @@ export class Faults {
 	mostAtOnce(action: string): number {
 		return this.peak.get(action) ?? 0;
 	}
+}
+
+/**
+ * Make `broker` a node that does not answer `action`: its requests arrive and get no answer, as
+ * from a frozen node or one cut off mid-call (a held handler would not do: the node's own Timeout
+ * middleware would answer with a timeout error). Other requests, heartbeats and events go on.
+ */
+export function swallowRequests(broker: ServiceBroker, action: string) {
+	const transit = broker.transit as any;
+	const handle = transit.requestHandler;
+	const swallowed = { count: 0, restore: () => (transit.requestHandler = handle) };
+	transit.requestHandler = function (payload: { action: string }) {
+		if (payload.action !== action) return handle.call(this, payload);
+		swallowed.count++;
+		return Promise.resolve();
+	};
+	return swallowed;
 }
