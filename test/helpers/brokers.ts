@@ -26,7 +26,7 @@ function middlewaresFor(faults?: Faults): Middleware[] {
 }
 
 export class TestCluster {
-	readonly namespace = `resilience-${process.pid}-${++clusters}`;
+	readonly namespace = `test-${process.pid}-${Date.now().toString(36)}-${++clusters}`;
 	private readonly brokers: ServiceBroker[] = [];
 	private stateful = false;
 
