@@ -49,6 +49,9 @@ export const QUOTE_SCHEMA = {
 	country: String,
 };
 
+/** The fields of a stored quote, for the API fields of the documents that keep one. */
+export const QUOTE_FIELDS = Object.keys(QUOTE_SCHEMA) as Array<keyof typeof QUOTE_SCHEMA>;
+
 /** What `pricing.quote` takes. */
 export interface QuoteParams {
 	items: ItemRequest[];

@@ -9,10 +9,13 @@ import path from "node:path";
 /** One entry of DISCOUNT_CODES, as the pricing service applies it (services/pricing/quote.ts). */
 export interface DiscountCodeSetting {
 	code: string;
+	/** `percent`: value is a whole percentage (10 = 10 %); `fixed`: value is cents off. */
 	kind: "percent" | "fixed";
 	value: number;
+	/** ISO dates; the code is valid from `validFrom` (inclusive) until `validUntil` (exclusive). */
 	validFrom?: string;
 	validUntil?: string;
+	/** Smallest subtotal, in cents, the code applies to. */
 	minSubtotal?: number;
 }
 

@@ -11,7 +11,7 @@ import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { notFound } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
-import { type Quote, QUOTE_SCHEMA } from "../../contracts/pricing";
+import { type Quote, QUOTE_FIELDS, QUOTE_SCHEMA } from "../../contracts/pricing";
 import { currencyParam, idParam } from "../../platform/params";
 
 /** An invoice: the order's quote (lines, discount, shipping, tax, totals in cents) under a number. */
@@ -62,21 +62,7 @@ const InvoicesService: ServiceSchema<object, object, object, Service & DbMethods
 	],
 
 	settings: {
-		fields: [
-			"number",
-			"orderId",
-			"userId",
-			"items",
-			"subtotal",
-			"discount",
-			"discountCode",
-			"shipping",
-			"tax",
-			"total",
-			"currency",
-			"country",
-			"issuedAt",
-		],
+		fields: ["number", "orderId", "userId", ...QUOTE_FIELDS, "issuedAt"],
 	},
 
 	actions: {

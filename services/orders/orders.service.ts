@@ -10,7 +10,7 @@ import type { ServiceSchema } from "moleculer";
 import type { ShopContext } from "../../contracts/context";
 import { itemsParam } from "../../contracts/items";
 import { paymentMethodParam } from "../../contracts/payments";
-import { QUOTE_SCHEMA, quoteOptionParams } from "../../contracts/pricing";
+import { QUOTE_FIELDS, QUOTE_SCHEMA, quoteOptionParams } from "../../contracts/pricing";
 import { config } from "../../platform/config";
 import { DbMixin } from "../../platform/db.mixin";
 import { conflict, notFound, unprocessable } from "../../contracts/errors";
@@ -64,15 +64,7 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 		fields: [
 			"id",
 			"userId",
-			"items",
-			"subtotal",
-			"discount",
-			"discountCode",
-			"shipping",
-			"tax",
-			"total",
-			"currency",
-			"country",
+			...QUOTE_FIELDS,
 			"status",
 			"timeline",
 			"payment",

@@ -5,19 +5,11 @@
  * quote on every node. Rounding is half up, done in integers.
  */
 import type { UnprocessableType } from "../../contracts/errors";
+import type { DiscountCodeSetting } from "../../platform/config";
 import type { PricedLine, Quote } from "../../contracts/pricing";
 
-export interface DiscountCode {
-	code: string;
-	/** `percent`: value is a whole percentage (10 = 10 %); `fixed`: value is cents off. */
-	kind: "percent" | "fixed";
-	value: number;
-	/** ISO dates; the code is valid from `validFrom` (inclusive) until `validUntil` (exclusive). */
-	validFrom?: string;
-	validUntil?: string;
-	/** Smallest subtotal, in cents, the code applies to. */
-	minSubtotal?: number;
-}
+/** A discount code, as DISCOUNT_CODES defines it (the configuration checks its shape). */
+export type DiscountCode = DiscountCodeSetting;
 
 export interface CountryRule {
 	/** Shipping in cents. */

@@ -94,6 +94,22 @@ export interface Shop {
 	stop(): Promise<void>;
 }
 
+/** Check out `quantity` of one product through the gateway (POST /api/v1/orders), as a customer's client does. */
+export function checkoutOne(
+	shop: Shop,
+	token: string,
+	productId: string,
+	paymentMethod: string,
+	quantity: number,
+	headers: Record<string, string> = {},
+) {
+	return shop.request("POST", "/api/v1/orders", {
+		token,
+		headers,
+		body: { items: [{ productId, quantity }], paymentMethod },
+	});
+}
+
 let users = 0;
 
 /** Start all of moleshop and an HTTP client for its gateway. */

@@ -11,7 +11,7 @@ import { domainEvent } from "../../contracts/events";
 import ProductsService from "../../services/products/products.service";
 import { waitFor } from "../helpers/process";
 import { describeOnMongo } from "../helpers/store";
-import { startBroker, startShop, withoutService, type Shop } from "../helpers/shop";
+import { checkoutOne, startBroker, startShop, withoutService, type Shop } from "../helpers/shop";
 
 const { ObjectId } = mongoose.Types;
 
@@ -28,18 +28,8 @@ describeOnMongo("MongoDB store", () => {
 	const stored = (collection: string, filter: object) => db().collection(collection).findOne(filter);
 	const count = (collection: string, filter: object) => db().collection(collection).countDocuments(filter);
 	const service = (name: string) => shop.broker.getLocalService(name) as any;
-	const checkout = (
-		token: string,
-		productId: string,
-		paymentMethod: string,
-		quantity = 1,
-		headers: Record<string, string> = {},
-	) =>
-		shop.request("POST", "/api/v1/orders", {
-			token,
-			headers,
-			body: { items: [{ productId, quantity }], paymentMethod },
-		});
+	const checkout = (token: string, productId: string, paymentMethod: string, quantity = 1, headers = {}) =>
+		checkoutOne(shop, token, productId, paymentMethod, quantity, headers);
 	async function newProduct(stock: number) {
 		const sku = `MONGO-${Math.random().toString(36).slice(2, 10).toUpperCase()}`;
 		const res = await shop.request("POST", "/api/v1/products", {

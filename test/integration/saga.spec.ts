@@ -4,7 +4,7 @@
  * state, stock and ledger agree for every order.
  */
 import { mongo } from "mongoose";
-import { startShop, withoutService, type Shop } from "../helpers/shop";
+import { checkoutOne, startShop, withoutService, type Shop } from "../helpers/shop";
 import { waitFor } from "../helpers/process";
 import { checkInvariant } from "../helpers/invariant";
 import { barrier, holdCalls, sendEach } from "../helpers/barrier";
@@ -34,18 +34,8 @@ async function newProduct(stock: number, price = 1_000) {
 
 const stockOf = async (id: string) => (await shop.request("GET", `/api/v1/products/${id}`)).body.stock;
 const ledgerOf = (orderId: string) => shop.broker.call<any[], any>("payments.forOrder", { orderId });
-const checkout = (
-	token: string,
-	productId: string,
-	paymentMethod: string,
-	quantity = 2,
-	headers: Record<string, string> = {},
-) =>
-	shop.request("POST", "/api/v1/orders", {
-		token,
-		headers,
-		body: { items: [{ productId, quantity }], paymentMethod },
-	});
+const checkout = (token: string, productId: string, paymentMethod: string, quantity = 2, headers = {}) =>
+	checkoutOne(shop, token, productId, paymentMethod, quantity, headers);
 
 /** The messages the customer was sent, once `count` of them have arrived. */
 async function messagesOf(token: string, count: number) {
