@@ -23,11 +23,29 @@ export interface EventLine {
 	lineTotal: number;
 }
 
+/** The views of one product on one UTC day ("YYYY-MM-DD"), as counted by one counter so far. */
+export interface ViewCount {
+	productId: string;
+	day: string;
+	views: number;
+}
+
 /** Payload of each event type. */
 export interface EventPayloads {
 	"user.registered": { userId: string };
-	/** `userId` is null for an anonymous visitor. */
+	/**
+	 * One view of a product (`userId` null for an anonymous visitor). Published by
+	 * nodes of earlier versions, one event per view; analytics still reads it.
+	 * @deprecated views are counted in memory and published as `product.views`.
+	 */
 	"product.viewed": { productId: string; userId: string | null };
+	/**
+	 * Views counted by one products process (`counter`, new each time a process
+	 * starts): per product and UTC day, that counter's running total so far.
+	 * Totals, not increments: a consumer keeps the highest total per counter,
+	 * product and day, so a redelivered or reordered event changes nothing.
+	 */
+	"product.views": { counter: string; counts: ViewCount[] };
 	/** Lines of a cart changed: each line's new quantity (0 = removed); `clear` empties the cart. */
 	"cart.updated": {
 		userId: string;
@@ -74,6 +92,7 @@ export type EventType = keyof EventPayloads;
 export const EVENT_TYPES: EventType[] = [
 	"user.registered",
 	"product.viewed",
+	"product.views",
 	"cart.updated",
 	"order.paid",
 	"order.payment_failed",

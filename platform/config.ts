@@ -72,6 +72,10 @@ export interface Config {
 		/** How long payments waits for the provider before asking it what became of the charge. */
 		providerTimeoutMs: number;
 	};
+	products: {
+		/** How often a products node publishes the views it counted (a crash loses at most this much of its views). */
+		viewFlushMs: number;
+	};
 	orders: {
 		/** An order in an intermediate state (pending, reserved, charging, cancelling) this long is driven to a final state. */
 		recoverAfterMs: number;
@@ -171,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			providerFailureRate: fraction(env.PAYMENT_FAILURE_RATE, "PAYMENT_FAILURE_RATE"),
 			providerTimeoutMs: Math.max(100, integer(env.PAYMENT_TIMEOUT_MS, 2_000, "PAYMENT_TIMEOUT_MS")),
 		},
+		products: { viewFlushMs: Math.max(100, integer(env.VIEW_FLUSH_MS, 1_000, "VIEW_FLUSH_MS")) },
 		orders: {
 			recoverAfterMs: Math.max(1_000, integer(env.ORDER_RECOVERY_AFTER_MS, 30_000, "ORDER_RECOVERY_AFTER_MS")),
 		},

@@ -90,6 +90,11 @@ export interface DbMethods extends MoleculerDbMethods {
 	plain<T>(doc: T): T;
 	/** The next number of the named counter (1, 2, ...): unique and increasing, also across nodes on MongoDB. */
 	nextSequence(name: string): Promise<number>;
+	/**
+	 * Update the one document matching `filter` (equality on a unique field), or
+	 * insert it from the filter's fields and the update's when there is none.
+	 */
+	upsert(filter: object, update: object): Promise<void>;
 	seedDB?(): Promise<void>;
 	/** Set once the store is open (the relay and the recovery sweep wait for it). */
 	storeConnected?: boolean;
@@ -345,6 +350,16 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 					this.isDuplicateKeyError(err) ? increment() : Promise.reject(err),
 				);
 				return doc!.seq as number;
+			},
+
+			async upsert(filter: object, update: object): Promise<void> {
+				if (!mongo) {
+					await this.adapter.db!.updateAsync(filter, update, { upsert: true });
+					return;
+				}
+				const write = () => this.adapter.model!.updateOne(filter, update, { upsert: true });
+				// Two first upserts at once: one inserts, the other retries as an update.
+				await write().catch((err: unknown) => (this.isDuplicateKeyError(err) ? write() : Promise.reject(err)));
 			},
 
 			/**

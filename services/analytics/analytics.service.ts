@@ -5,7 +5,9 @@
  * `analytics` collection, under a unique index on its event id. That single
  * insert is the whole effect of an event and also its deduplication: a
  * redelivered event — later, concurrently, or after a crash — hits the index
- * and changes nothing. Figures are summed from the facts of the requested range
+ * and changes nothing. Product views come as running totals (`product.views`,
+ * one event per products node and interval): each total is one upsert that
+ * keeps the highest value per counter, product and day, as idempotent as an insert. Figures are summed from the facts of the requested range
  * when asked, in JS (NeDB has no aggregation pipeline); that reads every fact
  * of the range, which is fine at this shop's scale.
  *
@@ -17,6 +19,7 @@ import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import {
 	factOf,
+	viewTotalsOf,
 	rangeBounds,
 	rankProducts,
 	resolveRange,
@@ -28,11 +31,19 @@ import {
 	type RankBy,
 } from "./facts";
 import { CONSUMER } from "../../platform/channels";
-import { EVENT_VERSION, isDomainEvent } from "../../contracts/events";
+import { EVENT_VERSION, isDomainEvent, type DomainEvent, type EventType } from "../../contracts/events";
 import type { ShopContext } from "../../contracts/context";
 import { currencyParam } from "../../platform/params";
 
-const SUMMARY_FACTS: FactType[] = ["order.paid", "order.cancelled", "order.payment_failed", "user.registered"];
+/** The stored facts that count views: totals, and single views from nodes of earlier versions. */
+const VIEW_FACTS: Fact["type"][] = ["product.views", "product.viewed"];
+const SUMMARY_FACTS: Fact["type"][] = [
+	"order.paid",
+	"order.cancelled",
+	"order.payment_failed",
+	"user.registered",
+	...VIEW_FACTS,
+];
 
 /** Query-string params: days as "YYYY-MM-DD" (checked further by resolveRange), an ISO currency code. */
 const dayParam = { type: "string", pattern: /^\d{4}-\d{2}-\d{2}$/, optional: true } as const;
@@ -47,7 +58,15 @@ interface RangeParams {
 
 interface AnalyticsMethods extends DbMethods {
 	record(type: FactType, payload: unknown): Promise<void>;
+	recordViews(payload: unknown): Promise<void>;
 	facts(query: object): Promise<Fact[]>;
+}
+
+/** A message as the domain event of `type` it must be; one this code cannot read fails, so it is retried and then dead-lettered, not lost. */
+function readable<T extends EventType>(payload: unknown, type: T): DomainEvent<T> {
+	if (!isDomainEvent(payload, type))
+		throw new Error(`Unreadable '${type}' message: not a version ${EVENT_VERSION} domain event of that type`);
+	return payload;
 }
 
 /** A consumer that records each event of `type` once. */
@@ -74,6 +93,7 @@ const AnalyticsService: ServiceSchema<object, object, object, Service & Analytic
 				productId: String,
 				amount: Number,
 				currency: String,
+				views: Number,
 				lines: {
 					type: [
 						{
@@ -94,11 +114,12 @@ const AnalyticsService: ServiceSchema<object, object, object, Service & Analytic
 
 	actions: {
 		/**
-		 * Orders, revenue (cents) and new users from `from` to `to` (inclusive UTC
-		 * days; default the last 30 days through today, at most 366), in `currency`:
-		 * `{ from, to, currency, orders: { paid, cancelled, paymentFailed },
-		 * revenue: { gross, refunded, net }, averageOrderValue, newUsers,
-		 * days: [{ date, orders, gross, refunded, net, newUsers }] }`, every day listed.
+		 * Orders, revenue (cents), new users and product views from `from` to `to`
+		 * (inclusive UTC days; default the last 30 days through today, at most 366),
+		 * in `currency`: `{ from, to, currency, orders: { paid, cancelled, paymentFailed },
+		 * revenue: { gross, refunded, net }, averageOrderValue, newUsers, views,
+		 * conversion, days: [{ date, orders, gross, refunded, net, newUsers, views }] }`,
+		 * every day listed; `conversion` is paid orders per view (null without views).
 		 */
 		summary: {
 			auth: "admin",
@@ -136,7 +157,7 @@ const AnalyticsService: ServiceSchema<object, object, object, Service & Analytic
 				const facts = await Promise.all([
 					this.facts({ type: "order.paid", currency, ...within }),
 					this.facts({ type: "order.cancelled", currency }), // cancelled at any time, also after the range
-					this.facts({ type: "product.viewed", ...within }),
+					this.facts({ type: { $in: VIEW_FACTS }, ...within }),
 				]);
 				return {
 					from: range?.from ?? null,
@@ -152,6 +173,12 @@ const AnalyticsService: ServiceSchema<object, object, object, Service & Analytic
 	channels: {
 		"user.registered": consumer("user.registered"),
 		"product.viewed": consumer("product.viewed"),
+		"product.views": {
+			...CONSUMER,
+			handler(this: AnalyticsMethods, payload: unknown) {
+				return this.recordViews(payload);
+			},
+		},
 		"order.paid": consumer("order.paid"),
 		"order.payment_failed": consumer("order.payment_failed"),
 		"order.cancelled": consumer("order.cancelled"),
@@ -163,13 +190,16 @@ const AnalyticsService: ServiceSchema<object, object, object, Service & Analytic
 		 * code cannot read fails, so it is retried and then dead-lettered, not lost.
 		 */
 		async record(type: FactType, payload: unknown) {
-			if (!isDomainEvent(payload, type)) {
-				throw new Error(
-					`Unreadable '${type}' message: not a version ${EVENT_VERSION} domain event of that type`,
-				);
+			const event = readable(payload, type) as FactEvent;
+			const { created } = await this.insertOrGet(factOf(event), { eventId: event.id });
+			if (!created) this.logger.debug(`Event ${event.id} (${type}) was recorded before; skipped.`);
+		},
+
+		/** Store the view totals of a `product.views` event, each keeping the highest total it has had. */
+		async recordViews(payload: unknown) {
+			for (const { eventId, views, ...total } of viewTotalsOf(readable(payload, "product.views"))) {
+				await this.upsert({ eventId }, { $set: total, $max: { views } });
 			}
-			const { created } = await this.insertOrGet(factOf(payload as FactEvent), { eventId: payload.id });
-			if (!created) this.logger.debug(`Event ${payload.id} (${type}) was recorded before; skipped.`);
 		},
 
 		/** Facts matching a store query, as plain objects. */

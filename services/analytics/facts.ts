@@ -2,8 +2,10 @@
  * The analytics read model: facts and the figures computed from them.
  *
  * Every consumed event becomes one immutable `Fact` (services/analytics.service.ts
- * stores it under a unique `eventId`). Figures are plain sums over facts, in
- * integer cents, by UTC day. Nothing here touches a broker or a store, so all
+ * stores it under a unique `eventId`), except product views: they arrive as
+ * running totals per counter, product and day (`product.views`), each stored
+ * as one `product.views` fact that keeps the highest total. Figures are plain
+ * sums over facts, in integer cents, by UTC day. Nothing here touches a broker or a store, so all
  * of it is unit-testable on its own.
  */
 import type { DomainEvent } from "../../contracts/events";
@@ -24,10 +26,11 @@ export interface FactLine {
 	lineTotal: number;
 }
 
-/** What one event contributes to the figures. */
+/** What one event contributes to the figures, or one counter's views of a product on a day. */
 export interface Fact {
+	/** The event's id; for view totals `views:<counter>:<productId>:<day>`. */
 	eventId: string;
-	type: FactType;
+	type: FactType | "product.views";
 	/** When it happened: `paidAt` / `cancelledAt` of orders, `occurredAt` otherwise. */
 	at: Date;
 	/** UTC day of `at`, "YYYY-MM-DD". */
@@ -39,6 +42,8 @@ export interface Fact {
 	amount?: number;
 	currency?: string;
 	lines?: FactLine[];
+	/** Views of `productId` on `day` (view totals; a `product.viewed` fact is one view). */
+	views?: number;
 }
 
 /** An inclusive range of UTC days. */
@@ -110,12 +115,12 @@ export function resolveRange(
 	return { from: first, to: last };
 }
 
-function unreadable(event: FactEvent, reason: string): Error {
+function unreadable(event: DomainEvent, reason: string): Error {
 	return new Error(`Unreadable '${event.type}' event ${event.id}: ${reason}`);
 }
 
 /** A count or an amount of cents: a whole number, never negative. */
-function whole(event: FactEvent, value: unknown, field: string): number {
+function whole(event: DomainEvent, value: unknown, field: string): number {
 	if (!Number.isInteger(value) || (value as number) < 0) throw unreadable(event, `'${field}' is not a whole number`);
 	return value as number;
 }
@@ -176,6 +181,37 @@ export function factOf(event: FactEvent): Fact {
 	}
 }
 
+/**
+ * The view totals of a `product.views` event, one per product and day, each
+ * under the key of its counter, product and day (its `eventId`), dated at the
+ * day's midnight. Stored keeping the highest total of each key, so that a
+ * redelivered or reordered event changes nothing.
+ */
+export function viewTotalsOf(event: DomainEvent<"product.views">): Fact[] {
+	const { counter, counts } = event.data;
+	if (typeof counter !== "string" || !Array.isArray(counts)) throw unreadable(event, "it has no counter and counts");
+	return counts.map(({ productId, day, views }) => {
+		if (typeof productId !== "string" || typeof day !== "string" || !isCalendarDay(day))
+			throw unreadable(event, "a count has no product or day");
+		return {
+			eventId: `views:${counter}:${productId}:${day}`,
+			type: "product.views",
+			at: new Date(day),
+			day,
+			productId,
+			views: whole(event, views, "views"),
+		};
+	});
+}
+
+/** The views a fact counts: its total, or one for a `product.viewed` fact of an earlier version. */
+const viewsOf = (fact: Fact): number =>
+	fact.type === "product.views" ? (fact.views ?? 0) : fact.type === "product.viewed" ? 1 : 0;
+
+/** Orders per view, to 4 decimals; null without views. */
+const perView = (orders: number, views: number): number | null =>
+	views ? Math.round((orders / views) * 10_000) / 10_000 : null;
+
 /** One day of a summary; `orders` are the orders paid that day. */
 export interface DaySummary {
 	date: string;
@@ -184,6 +220,7 @@ export interface DaySummary {
 	refunded: number;
 	net: number;
 	newUsers: number;
+	views: number;
 }
 
 export interface Summary {
@@ -194,6 +231,9 @@ export interface Summary {
 	revenue: { gross: number; refunded: number; net: number };
 	averageOrderValue: number;
 	newUsers: number;
+	/** Product views, and paid orders per view (to 4 decimals; null without views). */
+	views: number;
+	conversion: number | null;
 	days: DaySummary[];
 }
 
@@ -204,7 +244,7 @@ export interface Summary {
  */
 export function summarize(facts: Fact[], range: DayRange, currency: string): Summary {
 	const days = new Map(
-		daysOf(range).map(date => [date, { date, orders: 0, gross: 0, refunded: 0, net: 0, newUsers: 0 }]),
+		daysOf(range).map(date => [date, { date, orders: 0, gross: 0, refunded: 0, net: 0, newUsers: 0, views: 0 }]),
 	);
 	let cancelled = 0;
 	let paymentFailed = 0;
@@ -212,6 +252,7 @@ export function summarize(facts: Fact[], range: DayRange, currency: string): Sum
 		const day = days.get(fact.day);
 		if (!day) continue;
 		if (fact.type === "user.registered") day.newUsers++;
+		day.views += viewsOf(fact);
 		if (fact.currency !== currency) continue;
 		if (fact.type === "order.paid") {
 			day.orders++;
@@ -224,8 +265,9 @@ export function summarize(facts: Fact[], range: DayRange, currency: string): Sum
 		}
 	}
 	const rows = [...days.values()].map(day => ({ ...day, net: day.gross - day.refunded }));
-	const total = (key: "orders" | "gross" | "refunded" | "newUsers") => rows.reduce((sum, day) => sum + day[key], 0);
-	const [paid, gross, refunded] = [total("orders"), total("gross"), total("refunded")];
+	const total = (key: "orders" | "gross" | "refunded" | "newUsers" | "views") =>
+		rows.reduce((sum, day) => sum + day[key], 0);
+	const [paid, gross, refunded, views] = [total("orders"), total("gross"), total("refunded"), total("views")];
 	return {
 		...range,
 		currency,
@@ -233,6 +275,8 @@ export function summarize(facts: Fact[], range: DayRange, currency: string): Sum
 		revenue: { gross, refunded, net: gross - refunded },
 		averageOrderValue: paid ? Math.round(gross / paid) : 0,
 		newUsers: total("newUsers"),
+		views,
+		conversion: perView(paid, views),
 		days: rows,
 	};
 }
@@ -257,7 +301,7 @@ export interface ProductRow {
 /**
  * Products of the paid orders among `facts`, best first by `by`, ties by
  * productId. An order with an `order.cancelled` fact among `facts` adds no units
- * or revenue; `product.viewed` facts are counted as views.
+ * or revenue; view facts are counted as views.
  */
 export function rankProducts(facts: Fact[], by: RankBy, limit: number): ProductRow[] {
 	const cancelled = new Set(facts.filter(fact => fact.type === "order.cancelled").map(fact => fact.orderId));
@@ -267,7 +311,7 @@ export function rankProducts(facts: Fact[], by: RankBy, limit: number): ProductR
 		Omit<ProductRow, "orders" | "views" | "conversion"> & { orders: Set<string>; at: Date }
 	>();
 	for (const fact of facts) {
-		if (fact.type === "product.viewed") views.set(fact.productId!, (views.get(fact.productId!) ?? 0) + 1);
+		if (viewsOf(fact)) views.set(fact.productId!, (views.get(fact.productId!) ?? 0) + viewsOf(fact));
 		if (fact.type !== "order.paid") continue;
 		for (const line of fact.lines ?? []) {
 			let row = rows.get(line.productId);
@@ -299,7 +343,7 @@ export function rankProducts(facts: Fact[], by: RankBy, limit: number): ProductR
 				...row,
 				orders,
 				views: viewed,
-				conversion: viewed ? Math.round((orders / viewed) * 10_000) / 10_000 : null,
+				conversion: perView(orders, viewed),
 			};
 		})
 		.sort((a, b) => b[by] - a[by] || (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0))

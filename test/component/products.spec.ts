@@ -220,3 +220,83 @@ describe("commitStock / restockOrder and stock.low", () => {
 		}
 	});
 });
+
+describe("product views", () => {
+	const service = () => broker.getLocalService("products") as any;
+	const published: any[] = [];
+	let failNext = false;
+	let send: jest.SpyInstance;
+	beforeAll(() => {
+		send = jest.spyOn(broker, "sendToChannel").mockImplementation(async (channel: string, event: any) => {
+			if (channel !== "product.views") return;
+			if (failNext) {
+				failNext = false;
+				throw new Error("NATS is down");
+			}
+			published.push(event);
+		});
+	});
+	afterAll(() => send.mockRestore());
+	beforeEach(() => (published.length = 0));
+
+	it("are counted in memory and published as one event of running totals per interval, never one per view", async () => {
+		const [a, b] = [await product("VIEW-A", 1), await product("VIEW-B", 1)];
+		const calls = send.mock.calls.length;
+		for (const id of [a.id, a.id, b.id, a.id])
+			expect((await broker.call<any, any>("products.view", { id })).id).toBe(id);
+		expect(send.mock.calls.length).toBe(calls); // a view publishes nothing by itself
+		await service().publishViews();
+		const today = new Date().toISOString().slice(0, 10);
+		expect(published).toEqual([
+			expect.objectContaining({
+				type: "product.views",
+				data: {
+					counter: service().views.id,
+					counts: [
+						{ productId: a.id, day: today, views: 3 },
+						{ productId: b.id, day: today, views: 1 },
+					],
+				},
+			}),
+		]);
+		await service().publishViews();
+		expect(published).toHaveLength(1); // nothing changed: nothing to publish
+		await broker.call("products.view", { id: b.id });
+		await service().publishViews();
+		expect(published[1].data.counts).toEqual([{ productId: b.id, day: today, views: 2 }]);
+	});
+
+	it("are published again after a failed publish", async () => {
+		const c = await product("VIEW-C", 1);
+		await broker.call("products.view", { id: c.id });
+		failNext = true;
+		await service().publishViews(); // logged, kept for the next one
+		expect(published).toEqual([]);
+		await broker.call("products.view", { id: c.id });
+		await service().publishViews();
+		expect(published.map(event => event.data.counts)).toEqual([
+			[expect.objectContaining({ productId: c.id, views: 2 })],
+		]);
+	});
+
+	it("are published before the node stops", async () => {
+		const other = await startBroker([ProductsService]);
+		const sent = jest.spyOn(other, "sendToChannel").mockResolvedValue(undefined);
+		const [{ id }] = (await other.call<any, any>("products.list", { pageSize: 1 })).rows;
+		await other.call("products.view", { id });
+		await other.stop();
+		expect(sent).toHaveBeenCalledWith(
+			"product.views",
+			expect.objectContaining({
+				data: expect.objectContaining({ counts: [expect.objectContaining({ productId: id, views: 1 })] }),
+			}),
+			expect.anything(),
+		);
+	});
+
+	it("of a product that does not exist are not counted", async () => {
+		await expect(broker.call("products.view", { id: "nope" })).rejects.toMatchObject({ code: 404 });
+		await service().publishViews();
+		expect(published).toEqual([]);
+	});
+});

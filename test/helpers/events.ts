@@ -57,5 +57,12 @@ export const failed = (at: string, total: number) =>
 		new Date(at),
 	);
 export const registered = (at: string) => domainEvent("user.registered", { userId: `user${++sequence}` }, new Date(at));
+/** One view, as nodes of earlier versions published it. */
 export const viewed = (productId: string, at: string) =>
 	domainEvent("product.viewed", { productId, userId: null }, new Date(at));
+/** A counter's running view totals: `{ productId: views }` on `day`. */
+export const viewTotals = (counter: string, day: string, totals: Record<string, number>) =>
+	domainEvent("product.views", {
+		counter,
+		counts: Object.entries(totals).map(([productId, views]) => ({ productId, day, views })),
+	});

@@ -1,6 +1,13 @@
 /** Analytics maths (services/analytics/facts.ts), with no broker: facts from events, ranges, summaries, rankings. */
-import { factOf, rankProducts, resolveRange, summarize, type Fact } from "../../../../services/analytics/facts";
-import { line, nextNumber, paid, viewed } from "../../../helpers/events";
+import {
+	factOf,
+	rankProducts,
+	resolveRange,
+	summarize,
+	viewTotalsOf,
+	type Fact,
+} from "../../../../services/analytics/facts";
+import { line, nextNumber, paid, viewed, viewTotals } from "../../../helpers/events";
 
 describe("analytics facts (services/analytics/facts.ts)", () => {
 	const fact = (type: Fact["type"], at: string, fields: Partial<Fact> = {}): Fact => ({
@@ -37,6 +44,23 @@ describe("analytics facts (services/analytics/facts.ts)", () => {
 		});
 	});
 
+	it("turns view totals into one fact per counter, product and day, dated at the day's midnight", () => {
+		const event = viewTotals("node-1", "2020-10-04", { p: 12, q: 1 });
+		expect(viewTotalsOf(event)).toEqual([
+			{
+				eventId: "views:node-1:p:2020-10-04",
+				type: "product.views",
+				at: new Date("2020-10-04T00:00:00.000Z"),
+				day: "2020-10-04",
+				productId: "p",
+				views: 12,
+			},
+			expect.objectContaining({ eventId: "views:node-1:q:2020-10-04", views: 1 }),
+		]);
+		expect(() => viewTotalsOf(viewTotals("n", "2020-02-30", { p: 1 }))).toThrow(/a count has no product or day/);
+		expect(() => viewTotalsOf(viewTotals("n", "2020-02-01", { p: 1.5 }))).toThrow(/'views' is not a whole number/);
+	});
+
 	it("resolves ranges: defaults, bounds and refusals", () => {
 		expect(resolveRange(undefined, undefined, "2020-03-10")).toEqual({ from: "2020-02-10", to: "2020-03-10" });
 		expect(resolveRange("2020-03-01", undefined, "2020-03-10")).toEqual({ from: "2020-03-01", to: "2020-03-10" });
@@ -59,6 +83,8 @@ describe("analytics facts (services/analytics/facts.ts)", () => {
 			fact("order.cancelled", "2020-01-02T10:00:00.000Z", { amount: 100 }),
 			fact("order.paid", "2020-01-03T10:00:00.000Z", { amount: 5000 }),
 			fact("user.registered", "2020-01-02T10:00:00.000Z", { currency: undefined }),
+			fact("product.views", "2020-01-01T00:00:00.000Z", { productId: "p", views: 3, currency: undefined }),
+			fact("product.viewed", "2020-01-01T09:00:00.000Z", { productId: "p", currency: undefined }),
 		];
 		expect(summarize(facts, { from: "2020-01-01", to: "2020-01-02" }, "USD")).toEqual({
 			from: "2020-01-01",
@@ -68,9 +94,11 @@ describe("analytics facts (services/analytics/facts.ts)", () => {
 			revenue: { gross: 100, refunded: 100, net: 0 },
 			averageOrderValue: 100,
 			newUsers: 1,
+			views: 4,
+			conversion: 0.25,
 			days: [
-				{ date: "2020-01-01", orders: 1, gross: 100, refunded: 0, net: 100, newUsers: 0 },
-				{ date: "2020-01-02", orders: 0, gross: 0, refunded: 100, net: -100, newUsers: 1 },
+				{ date: "2020-01-01", orders: 1, gross: 100, refunded: 0, net: 100, newUsers: 0, views: 4 },
+				{ date: "2020-01-02", orders: 0, gross: 0, refunded: 100, net: -100, newUsers: 1, views: 0 },
 			],
 		});
 	});
@@ -85,8 +113,7 @@ describe("analytics facts (services/analytics/facts.ts)", () => {
 			fact("order.paid", "2020-01-01T00:00:00.000Z", { orderId: "o1", lines: lines("X old", 2) }),
 			fact("order.paid", "2020-01-03T00:00:00.000Z", { orderId: "o3", lines: lines("X", 7) }),
 			fact("order.cancelled", "2020-01-04T00:00:00.000Z", { orderId: "o3", lines: lines("X", 7) }),
-			fact("product.viewed", "2020-01-01T00:00:00.000Z", { productId: "x" }),
-			fact("product.viewed", "2020-01-01T00:00:00.000Z", { productId: "x" }),
+			fact("product.views", "2020-01-01T00:00:00.000Z", { productId: "x", views: 2 }),
 			fact("product.viewed", "2020-01-01T00:00:00.000Z", { productId: "x" }),
 		];
 		expect(rankProducts(facts, "units", 10)).toEqual([
