@@ -52,6 +52,8 @@ export interface Config {
 	namespace: string;
 	/** Port of a node's own health endpoint (containers without the gateway use it). */
 	healthPort: number | undefined;
+	/** METRICS_PORT: Moleculer's metrics are collected, and served in Prometheus format on this port, only when it is set. */
+	metricsPort: number | undefined;
 	/** Country a quote is for when none is given. */
 	defaultCountry: string;
 	pricing: {
@@ -72,8 +74,8 @@ export interface Config {
 		/** How long payments waits for the provider before asking it what became of the charge. */
 		providerTimeoutMs: number;
 	};
-	products: {
-		/** How often a products node publishes the views it counted (a crash loses at most this much of its views). */
+	catalog: {
+		/** How often a catalog node publishes the views it counted (a crash loses at most this much of its views). */
 		viewFlushMs: number;
 	};
 	orders: {
@@ -164,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 		transporter: optional(env.TRANSPORTER) ?? (nodeEnv === "test" ? null : "TCP"),
 		namespace: env.NAMESPACE || "moleshop",
 		healthPort: optional(env.HEALTH_PORT) ? integer(env.HEALTH_PORT, 0, "HEALTH_PORT") : undefined,
+		metricsPort: optional(env.METRICS_PORT) ? integer(env.METRICS_PORT, 0, "METRICS_PORT") : undefined,
 		defaultCountry: (env.DEFAULT_COUNTRY || "US").toUpperCase(),
 		pricing: {
 			freeShippingFrom: integer(env.FREE_SHIPPING_FROM, 10_000, "FREE_SHIPPING_FROM"),
@@ -175,7 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			providerFailureRate: fraction(env.PAYMENT_FAILURE_RATE, "PAYMENT_FAILURE_RATE"),
 			providerTimeoutMs: Math.max(100, integer(env.PAYMENT_TIMEOUT_MS, 2_000, "PAYMENT_TIMEOUT_MS")),
 		},
-		products: { viewFlushMs: Math.max(100, integer(env.VIEW_FLUSH_MS, 1_000, "VIEW_FLUSH_MS")) },
+		catalog: { viewFlushMs: Math.max(100, integer(env.VIEW_FLUSH_MS, 1_000, "VIEW_FLUSH_MS")) },
 		orders: {
 			recoverAfterMs: Math.max(1_000, integer(env.ORDER_RECOVERY_AFTER_MS, 30_000, "ORDER_RECOVERY_AFTER_MS")),
 		},

@@ -82,7 +82,7 @@ const aliases: Record<string, string> = {
 	"GET /users": "users.list",
 
 	"GET /products": "products.list",
-	"GET /products/:id": "products.view",
+	"GET /products/:id": "catalog.view",
 	"POST /products": "products.create",
 	"PATCH /products/:id": "products.update",
 	"DELETE /products/:id": "products.remove",

@@ -11,8 +11,6 @@ import { DbMixin } from "../../platform/db.mixin";
 import { inventoryActions, inventoryMethods, type InventoryMethods } from "./inventory";
 import type { DbMethods } from "../../platform/db.mixin";
 import type { OutboxMethods } from "../../platform/outbox.mixin";
-import { domainEvent } from "../../contracts/events";
-import { ViewCounter } from "./view-counter";
 import { config } from "../../platform/config";
 import { conflict, notFound } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
@@ -37,11 +35,6 @@ export interface Product {
 }
 
 interface ProductsMethods {
-	/** Views counted on this process, published every VIEW_FLUSH_MS by `publishViews`. */
-	views: ViewCounter;
-	viewsTimer?: NodeJS.Timeout;
-	publishingViews?: Promise<void>;
-	publishViews(): Promise<void>;
 	saveProduct(ctx: ShopContext, save: () => Promise<object>, type: "created" | "updated"): Promise<Product>;
 }
 
@@ -164,21 +157,6 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			},
 		},
 
-		/**
-		 * A customer looks at a product (GET /products/:id): the product, with the
-		 * view counted in memory (services/products/view-counter.ts) for analytics.
-		 * A view is a read: it writes nothing and publishes nothing by itself.
-		 */
-		view: {
-			auth: "public",
-			params: { $$strict: true, id: idParam },
-			async handler(ctx: ShopContext<{ id: string }>) {
-				const product = await ctx.call<Product, { id: string }>("products.get", { id: ctx.params.id });
-				this.views.count(product.id);
-				return product;
-			},
-		},
-
 		/** Several products by id, for pricing. Missing ids are simply absent from the answer. */
 		getMany: {
 			visibility: "public",
@@ -282,29 +260,6 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			return this.toEntity(ctx, doc);
 		},
 
-		/**
-		 * Publish the view totals that changed since the last publish, as one
-		 * `product.views` event. A failed publish is logged and repeated by the
-		 * next one (totals, so nothing is counted twice).
-		 */
-		async publishViews() {
-			if (this.publishingViews) return this.publishingViews; // one publish at a time
-			const counts = this.views.changed();
-			if (counts.length === 0) return;
-			const event = domainEvent("product.views", { counter: this.views.id, counts });
-			this.publishingViews = this.broker
-				.sendToChannel(event.type, event, { msgID: event.id })
-				.then(
-					() => this.views.published(counts),
-					(err: Error) =>
-						this.logger.warn(
-							`Product views were not published (tried again in the next interval): ${err.message}`,
-						),
-				)
-				.finally(() => (this.publishingViews = undefined));
-			return this.publishingViews;
-		},
-
 		/** Fill an empty catalog with the demo products. */
 		async seedDB() {
 			const now = new Date();
@@ -316,21 +271,6 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 				this.logger.info("The catalog was seeded by another node.");
 			}
 		},
-	},
-
-	created() {
-		this.views = new ViewCounter();
-	},
-
-	started() {
-		this.viewsTimer = setInterval(() => void this.publishViews(), config.products.viewFlushMs);
-		this.viewsTimer.unref();
-	},
-
-	async stopped() {
-		clearInterval(this.viewsTimer);
-		await this.publishingViews; // then what was counted since
-		await this.publishViews();
 	},
 };
 

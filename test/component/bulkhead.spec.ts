@@ -44,7 +44,8 @@ let gate: HashGate;
 let unique = 0;
 
 beforeAll(async () => {
-	broker = await cluster.start("bulkhead", [UsersService]);
+	// Metrics on: the test reads the bulkhead from them (they are off unless METRICS_PORT is set).
+	broker = await cluster.start("bulkhead", [UsersService], undefined, { metrics: { enabled: true } });
 	realHash = await argon2.hash("what every held sign-up stores"); // before argon2 is replaced
 });
 beforeEach(() => {

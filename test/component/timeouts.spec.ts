@@ -10,6 +10,7 @@ import { TestCluster } from "../helpers/brokers";
 import { Faults } from "../helpers/faults";
 import { waitFor } from "../helpers/process";
 import ProductsService from "../../services/products/products.service";
+import CatalogService from "../../services/api/catalog.service";
 
 const faults = new Faults();
 const cluster = new TestCluster(null);
@@ -22,7 +23,7 @@ const settled = (action: string) =>
 	waitFor(async () => faults.active(action) === 0, 20_000, `the runs of ${action} to end`);
 
 beforeAll(async () => {
-	broker = await cluster.start("timeouts", [ProductsService], faults);
+	broker = await cluster.start("timeouts", [ProductsService, CatalogService], faults);
 	product = (await broker.call<any, any>("products.list", { pageSize: 1 })).rows[0];
 });
 beforeEach(() => faults.reset());
@@ -48,13 +49,13 @@ it("cuts a call at 3 s when its action has no timeout of its own, while the hand
 
 describe("a nested call", () => {
 	it("gets what is left of its parent's 3 s, and is cut there", async () => {
-		// products.view spends 2 s of its budget, then asks products.get, which does not answer.
-		faults.delay("products.view", 2_000);
+		// catalog.view spends 2 s of its budget, then asks products.get, which does not answer.
+		faults.delay("catalog.view", 2_000);
 		faults.hold("products.get");
 		const sent = Date.now();
 		// One attempt of the outer call (retries: 0): the nested one keeps its own retry policy.
 		const err: any = await broker
-			.call("products.view", { id: product.id }, { retries: 0, meta: { $cache: false } })
+			.call("catalog.view", { id: product.id }, { retries: 0, meta: { $cache: false } })
 			.catch(e => e);
 		expect(err).toBeInstanceOf(Errors.RequestTimeoutError);
 		expect(Date.now() - sent).toBeGreaterThanOrEqual(2_990);
@@ -66,17 +67,17 @@ describe("a nested call", () => {
 		// ...and was cut there: tried again (after 0.1 s) well before a 3 s budget of its own would have run out.
 		expect(second.startedAt - first.startedAt).toBeLessThan(3_000);
 		faults.release();
-		await settled("products.view");
+		await settled("catalog.view");
 	});
 
 	it("is not made at all once its parent's budget is spent: REQUEST_SKIPPED", async () => {
-		faults.delay("products.view", 3_500); // past its 3 s before it asks products.get
+		faults.delay("catalog.view", 3_500); // past its 3 s before it asks products.get
 		const err: any = await broker
-			.call("products.view", { id: product.id }, { retries: 0, meta: { $cache: false } })
+			.call("catalog.view", { id: product.id }, { retries: 0, meta: { $cache: false } })
 			.catch(e => e);
 		expect(err).toBeInstanceOf(Errors.RequestTimeoutError);
-		await settled("products.view");
-		expect(faults.runsOf("products.view")[0].error).toBeInstanceOf(Errors.RequestSkippedError);
+		await settled("catalog.view");
+		expect(faults.runsOf("catalog.view")[0].error).toBeInstanceOf(Errors.RequestSkippedError);
 		expect(faults.runs("products.get")).toBe(0);
 	});
 });

@@ -4,7 +4,7 @@
  * in one process on Moleculer's Fake transporter, each cluster in a namespace of its own.
  */
 import type { AddressInfo } from "node:net";
-import { ServiceBroker, type Middleware, type ServiceSchema } from "moleculer";
+import { ServiceBroker, type BrokerOptions, type Middleware, type ServiceSchema } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import { EVENT_TYPES } from "../../contracts/events";
 import { channelsMiddleware } from "../../platform/channels";
@@ -33,10 +33,16 @@ export class TestCluster {
 	/** `transporter: null` for a broker alone (no transit, as startShop runs it). */
 	constructor(private readonly transporter: "Fake" | null = "Fake") {}
 
-	/** A started node of this cluster running `services`, with `faults` right around each handler. */
-	async start(nodeID: string, services: ServiceSchema<any, any>[], faults?: Faults): Promise<ServiceBroker> {
+	/** A started node of this cluster running `services`, with `faults` right around each handler (and broker `options`). */
+	async start(
+		nodeID: string,
+		services: ServiceSchema<any, any>[],
+		faults?: Faults,
+		options: Partial<BrokerOptions> = {},
+	): Promise<ServiceBroker> {
 		const broker = new ServiceBroker({
 			...brokerConfig,
+			...options,
 			nodeID,
 			namespace: this.namespace,
 			transporter: this.transporter,

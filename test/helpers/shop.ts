@@ -11,6 +11,7 @@ import ApiService from "../../services/api/api.service";
 import CartsService from "../../services/carts/carts.service";
 import OrdersService from "../../services/orders/orders.service";
 import ProductsService from "../../services/products/products.service";
+import CatalogService from "../../services/api/catalog.service";
 import PricingService from "../../services/pricing/pricing.service";
 import UsersService from "../../services/users/users.service";
 import PaymentProviderService from "../../services/payment-provider/payment-provider.service";
@@ -23,6 +24,7 @@ import EventsService from "../../services/events/events.service";
 export const ALL_SERVICES: ServiceSchema<any, any>[] = [
 	UsersService,
 	ProductsService,
+	CatalogService,
 	PricingService,
 	CartsService,
 	OrdersService,

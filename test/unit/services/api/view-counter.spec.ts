@@ -1,8 +1,8 @@
-/** Views counted in memory (services/products/view-counter.ts): running totals, what changed, what is forgotten. */
-import { ViewCounter } from "../../../../services/products/view-counter";
+/** Views counted in memory (services/api/view-counter.ts): running totals, what changed, what is forgotten. */
+import { ViewCounter } from "../../../../services/api/view-counter";
 
 describe("ViewCounter", () => {
-	const at = (iso: string) => new Date(iso);
+	const at = (iso: string) => Date.parse(iso);
 
 	it("counts views per product and UTC day, and tells the totals that changed since they were published", () => {
 		const counter = new ViewCounter();

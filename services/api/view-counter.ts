@@ -1,8 +1,8 @@
 /**
- * Product views, counted in memory and published as running totals.
+ * Product views, counted in memory and published as running totals (by the catalog service).
  *
  * A view is a read: storing one fact per view made every GET of a product a
- * write (and, with NATS, a JetStream message). Instead each products process
+ * write (and, with NATS, a JetStream message). Instead each catalog process
  * counts views per product and UTC day, and the service publishes the totals
  * that changed, as one `product.views` event per interval (VIEW_FLUSH_MS).
  * Totals rather than increments make that event idempotent: analytics keeps
@@ -17,6 +17,8 @@
 import { randomUUID } from "node:crypto";
 import type { ViewCount } from "../../contracts/events";
 
+const DAY_MS = 86_400_000;
+
 interface Total extends ViewCount {
 	/** The total last published. */
 	published: number;
@@ -26,14 +28,24 @@ export class ViewCounter {
 	/** This counter's identity in the published totals: new for every process. */
 	readonly id = randomUUID();
 	private readonly totals = new Map<string, Total>();
+	/** The UTC day last counted in, and its bounds (one date formatting per day, not per view). */
+	private day = { name: "", start: 0, end: 0 };
 
 	/** Count one view of a product, on the UTC day of `at`. */
-	count(productId: string, at: Date = new Date()): void {
-		const day = at.toISOString().slice(0, 10);
+	count(productId: string, at: number = Date.now()): void {
+		const day = this.dayOf(at);
 		const key = `${day}|${productId}`;
 		const total = this.totals.get(key);
 		if (total) total.views++;
 		else this.totals.set(key, { productId, day, views: 1, published: 0 });
+	}
+
+	private dayOf(at: number): string {
+		if (at < this.day.start || at >= this.day.end) {
+			const start = at - (at % DAY_MS);
+			this.day = { name: new Date(start).toISOString().slice(0, 10), start, end: start + DAY_MS };
+		}
+		return this.day.name;
 	}
 
 	/** The totals that changed since they were last published. */

@@ -1,0 +1,155 @@
+/**
+ * The product pages beside the gateway (services/api/catalog.service.ts): answered from the
+ * node's cacher, dropped on every change of products, views counted and published as totals.
+ */
+import { Context, type ServiceBroker } from "moleculer";
+import CatalogService from "../../services/api/catalog.service";
+import ProductsService from "../../services/products/products.service";
+import { Faults } from "../helpers/faults";
+import { TestCluster } from "../helpers/brokers";
+import { waitFor } from "../helpers/process";
+
+const cluster = new TestCluster(null);
+const faults = new Faults();
+let broker: ServiceBroker;
+const admin = { meta: { user: { id: "admin", role: "admin" } } };
+
+beforeAll(async () => {
+	broker = await cluster.start("catalog", [ProductsService, CatalogService], faults);
+});
+afterAll(() => cluster.stop());
+beforeEach(() => faults.reset());
+
+const catalog = () => broker.getLocalService("catalog") as any;
+let skus = 0;
+const product = (stock = 5) =>
+	broker.call<any, any>(
+		"products.create",
+		{ sku: `CAT-${++skus}`, name: `Catalog ${skus}`, price: 700, category: "catalog", stock },
+		admin,
+	);
+const view = (id: string) => broker.call<any, any>("catalog.view", { id });
+
+describe("product pages", () => {
+	it("are read from products once, then from the cacher", async () => {
+		const { id } = await product();
+		faults.reset();
+		expect(await view(id)).toMatchObject({ id, price: 700, stock: 5 });
+		expect(await view(id)).toMatchObject({ id, price: 700, stock: 5 });
+		expect(faults.runs("products.get")).toBe(1);
+	});
+
+	it("show every change of the product at once: its fields and its stock", async () => {
+		const { id } = await product();
+		await view(id);
+		await broker.call("products.update", { id, price: 750 }, admin);
+		expect(await view(id)).toMatchObject({ price: 750 });
+		await broker.call("products.reserveStock", { orderId: "cat-order-1", items: [{ productId: id, quantity: 2 }] });
+		expect(await view(id)).toMatchObject({ stock: 3 });
+		await broker.call("products.remove", { id }, admin);
+		await expect(view(id)).rejects.toMatchObject({ code: 404, type: "NOT_FOUND" });
+	});
+
+	it("do not keep a read that was under way when the product changed", async () => {
+		const { id } = await product();
+		const before = await broker.call<any, any>("products.get", { id });
+		let answer!: (product: unknown) => void;
+		// The read of products.get answers only when let: the product as it was before the change.
+		const call = jest.spyOn(Context.prototype, "call").mockImplementationOnce(function (this: Context) {
+			return new Promise(resolve => (answer = resolve)) as any;
+		});
+		const underWay = view(id);
+		await waitFor(async () => !!answer, 5_000, "the read to be under way");
+		call.mockRestore();
+		await broker.call("products.update", { id, price: 999 }, admin);
+		answer(before);
+		expect(await underWay).toMatchObject({ price: 700 }); // it began before the change
+		expect(await view(id)).toMatchObject({ price: 999 }); // and was not kept
+	});
+
+	it("refuse an unknown or malformed id with a 404 or a 422, and count nothing", async () => {
+		await expect(view("nope")).rejects.toMatchObject({ code: 404 });
+		await expect(broker.call("catalog.view", { id: "" })).rejects.toMatchObject({ code: 422 });
+		expect(
+			catalog()
+				.views.changed()
+				.filter((c: any) => c.productId === "nope"),
+		).toEqual([]);
+	});
+});
+
+describe("product views", () => {
+	const published: any[] = [];
+	let failNext = false;
+	let send: jest.SpyInstance;
+	beforeAll(() => {
+		send = jest.spyOn(broker, "sendToChannel").mockImplementation(async (channel: string, event: any) => {
+			if (channel !== "product.views") return;
+			if (failNext) {
+				failNext = false;
+				throw new Error("NATS is down");
+			}
+			published.push(event);
+		});
+	});
+	afterAll(() => send.mockRestore());
+	beforeEach(async () => {
+		await catalog().publishViews(); // what earlier tests viewed
+		published.length = 0;
+	});
+
+	it("are counted in memory and published as one event of running totals per interval, never one per view", async () => {
+		const [a, b] = [await product(), await product()];
+		const calls = send.mock.calls.length;
+		for (const id of [a.id, a.id, b.id, a.id]) expect((await view(id)).id).toBe(id);
+		expect(send.mock.calls.length).toBe(calls); // a view publishes nothing by itself
+		await catalog().publishViews();
+		const today = new Date().toISOString().slice(0, 10);
+		expect(published).toEqual([
+			expect.objectContaining({
+				type: "product.views",
+				data: {
+					counter: catalog().views.id,
+					counts: [
+						{ productId: a.id, day: today, views: 3 },
+						{ productId: b.id, day: today, views: 1 },
+					],
+				},
+			}),
+		]);
+		await catalog().publishViews();
+		expect(published).toHaveLength(1); // nothing changed: nothing to publish
+		await view(b.id);
+		await catalog().publishViews();
+		expect(published[1].data.counts).toEqual([{ productId: b.id, day: today, views: 2 }]);
+	});
+
+	it("are published again after a failed publish", async () => {
+		const { id } = await product();
+		await view(id);
+		failNext = true;
+		await catalog().publishViews(); // logged, kept for the next one
+		expect(published).toEqual([]);
+		await view(id);
+		await catalog().publishViews();
+		expect(published.map(event => event.data.counts)).toEqual([
+			[expect.objectContaining({ productId: id, views: 2 })],
+		]);
+	});
+
+	it("are published before the node stops", async () => {
+		const other = new TestCluster(null);
+		const node = await other.start("catalog-stopping", [ProductsService, CatalogService]);
+		const sent = jest.spyOn(node, "sendToChannel").mockResolvedValue(undefined);
+		const [{ id }] = (await node.call<any, any>("products.list", { pageSize: 1 })).rows;
+		await node.call("catalog.view", { id });
+		await other.stop();
+		expect(sent).toHaveBeenCalledWith(
+			"product.views",
+			expect.objectContaining({
+				data: expect.objectContaining({ counts: [expect.objectContaining({ productId: id, views: 1 })] }),
+			}),
+			expect.anything(),
+		);
+	});
+});
