@@ -45,8 +45,9 @@ const brokerConfig: BrokerOptions = {
 		type: "Console",
 		options: { level: config.logLevel, formatter: "short", colors: !config.isProduction, moduleColors: false },
 	},
-	// Caches reads (product pages, account lookups); moleculer-db cleans it when entities change.
-	cacher: "Memory",
+	// Caches reads (product and catalog pages, account lookups); moleculer-db cleans it when entities
+	// change. Bounded: the least recently used of 10,000 entries goes first, whatever the queries asked.
+	cacher: { type: "MemoryLRU", options: { max: 10_000 } },
 	// fastest-validator checks every action's params before its handler runs.
 	validator: true,
 

@@ -81,7 +81,7 @@ const aliases: Record<string, string> = {
 	"PATCH /users/me": "users.updateMe",
 	"GET /users": "users.list",
 
-	"GET /products": "products.list",
+	"GET /products": "catalog.list",
 	"GET /products/:id": "catalog.view",
 	"POST /products": "products.create",
 	"PATCH /products/:id": "products.update",

@@ -1,11 +1,12 @@
 /**
- * catalog: product pages, answered beside the gateway, and their views counted.
+ * catalog: the public catalog reads, answered beside the gateway, and product views counted.
  *
- * A product page is the hottest read of a shop. This service lives in the
- * gateway's folder, so every node that runs the gateway runs it too
- * (moleculer-runner loads each service file of a folder named in SERVICES): it
- * answers a page from that node's own cacher and asks products only on a miss,
- * so in a cluster a page costs no round trip to the products node. It holds no data of its own: every change
+ * Product pages and catalog pages are the hottest reads of a shop. This
+ * service lives in the gateway's folder, so every node that runs the gateway
+ * runs it too (moleculer-runner loads each service file of a folder named in
+ * SERVICES): it answers them from that node's own cacher and asks products
+ * only on a miss, so in a cluster a read costs no round trip to the products
+ * node. It holds no data of its own: every change
  * of a product, its fields or its stock, makes products broadcast
  * `cache.clean.products` (moleculer-db), on which this service drops every
  * page it holds; a read that was under way when the change came is not kept
@@ -25,6 +26,8 @@ import { idParam } from "../../platform/params";
 
 /** Seconds a page is kept at most, should a change's broadcast be lost (products keeps its own reads as long). */
 const PAGE_TTL = 30;
+/** What a catalog page depends on: the params of products.list, which checks them. */
+const LIST_KEYS = ["q", "category", "minPrice", "maxPrice", "sort", "page", "pageSize"];
 
 interface CatalogMethods {
 	/** Views counted on this process, published every VIEW_FLUSH_MS by `publishViews`. */
@@ -33,7 +36,7 @@ interface CatalogMethods {
 	publishingViews?: Promise<void>;
 	/** Incremented whenever products changed: a read begun before must not be cached after. */
 	generation: number;
-	product(ctx: ShopContext, id: string): Promise<{ id: string }>;
+	cachedRead<T>(ctx: ShopContext, key: string, action: string, params: object): Promise<T>;
 	publishViews(): Promise<void>;
 }
 
@@ -48,9 +51,22 @@ const CatalogService: ServiceSchema<object, object, object, CatalogThis> = {
 			auth: "public",
 			params: { $$strict: true, id: idParam },
 			async handler(ctx: ShopContext<{ id: string }>) {
-				const product = await this.product(ctx, ctx.params.id);
+				const key = `${this.name}.product:${ctx.params.id}`;
+				const product = await this.cachedRead<{ id: string }>(ctx, key, "products.get", { id: ctx.params.id });
 				this.views.count(product.id);
 				return product;
+			},
+		},
+
+		/**
+		 * Browse the catalog (GET /products): products.list's page, from this node's cacher.
+		 * The params are products.list's, checked there (a refusal is its 422, and not kept).
+		 */
+		list: {
+			auth: "public",
+			async handler(ctx: ShopContext<Record<string, unknown>>) {
+				const key = `${this.name}.list:${JSON.stringify(LIST_KEYS.map(name => ctx.params[name] ?? null))}`;
+				return this.cachedRead(ctx, key, "products.list", ctx.params);
 			},
 		},
 	},
@@ -65,18 +81,20 @@ const CatalogService: ServiceSchema<object, object, object, CatalogThis> = {
 
 	methods: {
 		/**
-		 * A product from this node's cacher, or from products (then cached, unless products changed
-		 * meanwhile). `meta.$cache: false` skips the cacher, as it does for Moleculer's cached actions.
+		 * What `action` answers to `params`, from this node's cacher under `key`, or asked and then
+		 * kept, unless products changed meanwhile. `meta.$cache: false` skips the cacher, as it does
+		 * for Moleculer's cached actions.
 		 */
-		async product(ctx: ShopContext, id: string) {
+		async cachedRead<T>(ctx: ShopContext, key: string, action: string, params: object) {
 			const cacher = (ctx.meta as { $cache?: boolean }).$cache === false ? null : this.broker.cacher;
-			const key = `${this.name}.product:${id}`;
-			const cached = (await cacher?.get(key)) as { id: string } | null | undefined;
+			const cached = (await cacher?.get(key)) as T | null | undefined;
 			if (cached) return cached;
 			const generation = this.generation;
-			const product = await ctx.call<{ id: string }, { id: string }>("products.get", { id });
-			if (generation === this.generation) await cacher?.set(key, product, PAGE_TTL);
-			return product;
+			// Tried once: the gateway retries the read itself (another try asks again), and a retry here
+			// too would multiply the attempts on a failing products node (4 × 4 instead of 4).
+			const answer = await ctx.call<T, object>(action, params, { retries: 0 });
+			if (generation === this.generation) await cacher?.set(key, answer, PAGE_TTL);
+			return answer;
 		},
 
 		/**

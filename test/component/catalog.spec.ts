@@ -78,11 +78,41 @@ describe("product pages", () => {
 	});
 });
 
+describe("catalog pages", () => {
+	const list = (params: object) => broker.call<any, any>("catalog.list", { ...params });
+
+	it("are read from products once per query, then from the cacher", async () => {
+		faults.reset();
+		const first = await list({ category: "catalog", sort: "-price" });
+		expect(await list({ category: "catalog", sort: "-price" })).toEqual(first);
+		expect(faults.runs("products.list")).toBe(1);
+		await list({ category: "catalog", sort: "price" }); // another query, another page
+		expect(faults.runs("products.list")).toBe(2);
+	});
+
+	it("show a change of any product at once", async () => {
+		const before = (await list({ category: "catalog", pageSize: 100 })).total;
+		const { id } = await product();
+		expect((await list({ category: "catalog", pageSize: 100 })).total).toBe(before + 1);
+		await broker.call("products.update", { id, name: "Renamed" }, admin);
+		const { rows } = await list({ category: "catalog", pageSize: 100 });
+		expect(rows.find((row: any) => row.id === id)).toMatchObject({ name: "Renamed" });
+	});
+
+	it("refuse what products.list refuses, with its 422, and keep nothing", async () => {
+		await expect(list({ pageSize: 1000 })).rejects.toMatchObject({ code: 422, type: "VALIDATION_ERROR" });
+		await expect(list({ sort: "stock" })).rejects.toMatchObject({ code: 422 });
+		const kept = (await broker.cacher!.getCacheKeys()).map((entry: any) => entry.key);
+		expect(kept.filter((key: string) => key.includes("1000") || key.includes("stock"))).toEqual([]);
+	});
+});
+
 describe("product views", () => {
 	const published: any[] = [];
 	let failNext = false;
 	let send: jest.SpyInstance;
 	beforeAll(() => {
+		clearInterval(catalog().viewsTimer); // the test publishes when it wants to, not every VIEW_FLUSH_MS
 		send = jest.spyOn(broker, "sendToChannel").mockImplementation(async (channel: string, event: any) => {
 			if (channel !== "product.views") return;
 			if (failNext) {

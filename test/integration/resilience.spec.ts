@@ -60,15 +60,15 @@ describe("one node, through the gateway", () => {
 	});
 
 	it("tries a read that does not answer 4 times, 3 s each, and answers 504 within about 12 s", async () => {
-		faults.hold("products.list");
+		faults.hold("catalog.list"); // the action GET /products calls
 		const res = await gateway.request("GET", `/api/v1/products?q=held-${unique()}`); // not cached yet
 		expect(res.status).toBe(504);
 		expect(res.body).toMatchObject({ code: 504, type: "TIMEOUT" });
-		expect(faults.runsOf("products.list").map(run => run.timeout)).toEqual([3_000, 3_000, 3_000, 3_000]);
+		expect(faults.runsOf("catalog.list").map(run => run.timeout)).toEqual([3_000, 3_000, 3_000, 3_000]);
 		expect(res.ms).toBeGreaterThanOrEqual(4 * 3_000);
 		expect(res.ms).toBeLessThan(20_000);
 		faults.release();
-		await settled("products.list");
+		await settled("catalog.list");
 	}, 40_000);
 
 	it("gives sign-up and login 15 s, not 3 s: sign-up answers 504 after 15 s, a login is tried again after 15 s", async () => {
