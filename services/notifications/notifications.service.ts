@@ -9,7 +9,9 @@
  * recipient) under a unique index, with its status and attempts. That makes
  * a redelivered event harmless: a message already `sent` (or `skipped`) is
  * left alone, a `pending` or `failed` one is attempted again, and one that
- * another delivery is `sending` is left to it (until its lease runs out). When any
+ * another delivery is `sending` is left to it (until its lease runs out). The
+ * delivery that records a message records it already claimed (`sending`), so a
+ * message costs two writes: recorded and claimed, then sent (or failed). When any
  * message of an event fails, the handler throws after trying the others, so
  * the transport redelivers the event later (with NATS; dead letters after
  * that) and only the failed messages go out again.
@@ -95,8 +97,9 @@ interface NotificationsMethods extends DbMethods {
 		recipient: Recipient,
 		channel: Channel,
 		part: Part,
-	): Promise<NotificationDoc>;
+	): Promise<{ doc: NotificationDoc; claimed: boolean }>;
 	attempt(doc: NotificationDoc): Promise<string | null>;
+	send(doc: NotificationDoc, attempt: number): Promise<string | null>;
 }
 
 /** What the service reads of its settings (moleculer-db reads `fields`). */
@@ -295,8 +298,8 @@ const NotificationsService: ServiceSchema<NotificationsSettings, object, object,
 			});
 			const failures = await Promise.all(
 				messages.map(async ({ recipient, channel, part }) => {
-					const doc = await this.record(event, template, recipient, channel, part);
-					const error = await this.attempt(doc);
+					const { doc, claimed } = await this.record(event, template, recipient, channel, part);
+					const error = claimed ? await this.send(doc, 1) : await this.attempt(doc);
 					return error && `${channel} to user ${recipient.id}: ${error}`;
 				}),
 			);
@@ -308,11 +311,15 @@ const NotificationsService: ServiceSchema<NotificationsSettings, object, object,
 			}
 		},
 
-		/** The message document of (event, channel, recipient): the one recorded before, or a new one. */
+		/**
+		 * The message document of (event, channel, recipient): the one recorded before, or a new one. A new
+		 * message with an address is recorded claimed by this delivery (`sending`, its first attempt, under a
+		 * lease, as `attempt` would claim it): `claimed` says this delivery is the one to send it.
+		 */
 		async record(event: DomainEvent, template: TemplateName, recipient: Recipient, channel: Channel, part: Part) {
 			const key = `${event.id}:${channel}:${recipient.id}`;
 			const existing = await this.adapter.findOne({ key });
-			if (existing) return existing as unknown as NotificationDoc;
+			if (existing) return { doc: existing as unknown as NotificationDoc, claimed: false };
 			const to = addressOf(recipient, channel);
 			const now = new Date();
 			const doc: NotificationDoc = {
@@ -324,14 +331,15 @@ const NotificationsService: ServiceSchema<NotificationsSettings, object, object,
 				channel,
 				to,
 				...part,
-				status: to ? "pending" : "skipped",
-				attempts: 0,
-				...(!to && { reason: "No phone number on the account" }),
+				...(to
+					? { status: "sending", attempts: 1, leaseUntil: new Date(now.getTime() + SEND_LEASE_MS) }
+					: { status: "skipped", attempts: 0, reason: "No phone number on the account" }),
 				createdAt: now,
 				updatedAt: now,
 			};
-			// A concurrent delivery of the same event may have recorded it first.
-			return (await this.insertOrGet(doc, { key })).doc as NotificationDoc;
+			// A concurrent delivery of the same event may have recorded it first: then that one sends it.
+			const { doc: stored, created } = await this.insertOrGet(doc, { key });
+			return { doc: stored as NotificationDoc, claimed: created && !!to };
 		},
 
 		/**
@@ -354,12 +362,18 @@ const NotificationsService: ServiceSchema<NotificationsSettings, object, object,
 				},
 			);
 			if (!claimed) return "another delivery is sending it";
+			return this.send(doc, attempts + 1);
+		},
+
+		/** Send a message this delivery claimed and record the outcome; the error's text if it was not sent. */
+		async send(doc: NotificationDoc, attempt: number): Promise<string | null> {
+			const { key } = doc;
 			try {
 				await this.providers[doc.channel].send({ to: doc.to!, subject: doc.subject, body: doc.body });
 			} catch (err) {
 				const lastError = shortError(err);
 				this.logger.warn(
-					`Sending ${doc.template} by ${doc.channel} (${key}) failed, attempt ${attempts + 1}: ${lastError}`,
+					`Sending ${doc.template} by ${doc.channel} (${key}) failed, attempt ${attempt}: ${lastError}`,
 				);
 				await this.adapter.updateMany(
 					{ key },
