@@ -8,8 +8,15 @@
  * (`reservations.<orderId>: quantity`), which makes reserving and releasing
  * idempotent per order. A paid order's hold is committed (the entry goes, the
  * stock stays taken); an order cancelled after payment gives its units back
- * once (`restocked.<orderId>`). Taking stock across LOW_STOCK_THRESHOLD writes
- * a `stock.low` event in the same update (outbox).
+ * once (`restocked.<orderId>: {quantity, at}`). Taking stock across
+ * LOW_STOCK_THRESHOLD writes a `stock.low` event in the same update (outbox).
+ *
+ * A product document stays small whatever the number of orders: a reservation
+ * lives only while its order is open (committed or released when it settles),
+ * and a restock marker only for RESTOCK_MEMORY_MS, after which the next restock
+ * of the product drops it in its own write. The embedded store appends the
+ * whole document on every write, so a map growing with orders would make every
+ * checkout of a popular product write more.
  */
 import { config } from "../../platform/config";
 import { conflict } from "../../contracts/errors";
@@ -26,6 +33,32 @@ interface StockDoc {
 	name: string;
 	stock: number;
 	reservations?: Record<string, number>;
+	/** Orders whose units came back; a bare number is a marker from before markers were dated (kept). */
+	restocked?: Record<string, RestockMarker | number>;
+}
+
+interface RestockMarker {
+	quantity: number;
+	at: Date;
+}
+
+/**
+ * How long a product remembers that an order's units came back. restockOrder runs
+ * only while its order is `cancelling`, which the recovery sweep finishes within
+ * ORDER_RECOVERY_AFTER_MS of a failure once the services answer; a week covers any
+ * outage short of the orders store being down for a week (and the redelivery
+ * horizon of every event, kept 7 days). An older marker is dropped by the next restock.
+ */
+const RESTOCK_MEMORY_MS = 7 * 24 * 3_600_000;
+
+/** The restock markers of `doc` older than RESTOCK_MEMORY_MS at `now`, as update paths. */
+function expiredRestocks(doc: StockDoc, now: Date): string[] {
+	return Object.entries(doc.restocked ?? {})
+		.filter(
+			([, marker]) =>
+				typeof marker === "object" && now.getTime() - new Date(marker.at).getTime() > RESTOCK_MEMORY_MS,
+		)
+		.map(([orderId]) => `restocked.${orderId}`);
 }
 
 export interface InventoryMethods {
@@ -105,7 +138,10 @@ export const inventoryActions: ActionsFor<ProductsThis> = {
 		},
 	},
 
-	/** A paid order was cancelled: put its units back on the shelf, once per order. */
+	/**
+	 * A paid order was cancelled: put its units back on the shelf, once per order (the marker, written with
+	 * the units, says so for RESTOCK_MEMORY_MS); markers older than that go in the same write.
+	 */
 	restockOrder: {
 		visibility: "public",
 		params: { $$strict: true, orderId: idParam, items: itemsParam },
@@ -115,9 +151,19 @@ export const inventoryActions: ActionsFor<ProductsThis> = {
 			try {
 				for (const item of byProductId(ctx.params.items)) {
 					if (!this.isValidId(item.productId)) continue;
+					const _id = this.decodeID(item.productId);
+					const doc = (await this.adapter.findById(_id)) as StockDoc | null;
+					if (!doc) continue;
+					const now = new Date();
+					const expired = expiredRestocks(doc, now);
+					const restock: RestockMarker = { quantity: item.quantity, at: now };
 					const count = await this.adapter.updateMany(
-						{ _id: this.decodeID(item.productId), [marker]: { $exists: false } },
-						{ $inc: { stock: item.quantity }, $set: { [marker]: item.quantity, updatedAt: new Date() } },
+						{ _id, [marker]: { $exists: false } },
+						{
+							$inc: { stock: item.quantity },
+							$set: { [marker]: restock, updatedAt: now },
+							...(expired.length && { $unset: Object.fromEntries(expired.map(path => [path, true])) }),
+						},
 					);
 					if (count === 1) restocked.push(item);
 				}

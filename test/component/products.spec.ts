@@ -201,6 +201,26 @@ describe("commitStock / restockOrder and stock.low", () => {
 		expect(await stockOf(p.id)).toBe(10);
 	});
 
+	it("keeps a restock marker for a week: the product's next restock drops older ones, not newer ones", async () => {
+		const p = await product("RESTOCK-AGE", 10);
+		const restock = (orderId: string) =>
+			broker.call("products.restockOrder", { orderId, items: [{ productId: p.id, quantity: 1 }] });
+		const products = broker.getLocalService("products") as any;
+		const stored = async () => (await products.adapter.findById(products.decodeID(p.id))).restocked;
+		await restock("old1");
+		await restock("recent1");
+		const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3_600_000);
+		const sixDaysAgo = new Date(Date.now() - 6 * 24 * 3_600_000);
+		await products.adapter.updateMany(
+			{ _id: products.decodeID(p.id) },
+			{ $set: { "restocked.old1.at": eightDaysAgo, "restocked.recent1.at": sixDaysAgo } },
+		);
+		await restock("new1");
+		expect(Object.keys(await stored()).sort()).toEqual(["new1", "recent1"]);
+		await restock("recent1"); // still remembered: nothing comes back twice
+		expect(await stockOf(p.id)).toBe(13);
+	});
+
 	it("publishes stock.low once when stock crosses the threshold, also when two orders cross it together", async () => {
 		const products = await Promise.all([1, 2, 3, 4, 5].map(i => product(`LOW-${i}`, 10)));
 		// Threshold 5: from 10, two orders of 3 at once end at 4; exactly one of them crossed.

@@ -106,7 +106,10 @@ describeOnMongo("MongoDB store", () => {
 			refunded: paid.body.total,
 		});
 		const storedProduct = await stored("products", { _id: new ObjectId(product.id) });
-		expect(storedProduct).toMatchObject({ stock: 10, restocked: { [paid.body.id]: 2 } });
+		expect(storedProduct).toMatchObject({
+			stock: 10,
+			restocked: { [paid.body.id]: { quantity: 2, at: expect.any(Date) } },
+		});
 		expect(storedProduct!.reservations).toEqual({}); // released, and committed then restocked
 		expect(
 			await db()
