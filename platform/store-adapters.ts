@@ -21,7 +21,7 @@
  *   through the thread pool, while NeDB's executor holds every later operation
  *   of the collection until the append is done. Here the datafile stays open and
  *   each write's lines go out in one `write(2)` on that descriptor, before the
- *   operation answers (see DatafileAppender). The adapter also calls NeDB's
+ *   operation answers (see DatafileAppender): one trip. The adapter also calls NeDB's
  *   promise API directly (moleculer-db's adapter wraps the callback API in
  *   `util.promisify`, which builds a deprecation warning on every call).
  *
@@ -97,6 +97,15 @@ interface NedbPersistence {
 	dropDatabaseAsync(): Promise<void>;
 }
 
+/** Write `bytes` from `offset` at the end of the file open as `fd` (thread pool); how many bytes went out. */
+function writeAt(fd: number, bytes: Buffer, offset: number): Promise<number> {
+	return new Promise((resolve, reject) =>
+		fs.write(fd, bytes, offset, bytes.length - offset, null, (err, written) =>
+			err ? reject(err) : resolve(written),
+		),
+	);
+}
+
 /**
  * One collection's NeDB datafile, kept open for appending.
  *
@@ -104,11 +113,13 @@ interface NedbPersistence {
  * system (`write(2)` returned; no fsync, as NeDB never syncs an append) before
  * the store operation answers, so a crash of the process (even SIGKILL) loses
  * nothing that was acknowledged, and a power loss can lose what the OS had not
- * flushed yet, as before. It is in fact a little stronger: the write is
- * synchronous, so it is also on the OS before the next operation of the
- * collection runs, and a line is never half-written by a process crash between
- * two event-loop turns. A write of a few kilobytes to the page cache takes
- * microseconds, far less than the three thread-pool round trips it replaces.
+ * flushed yet, as before. NeDB's executor runs a collection's operations, reads
+ * included, one at a time and awaits the append inside each, so no operation
+ * sees a change before it is on the OS, and the lines go out in order.
+ *
+ * The write goes through the thread pool (one round trip instead of
+ * `appendFile`'s open, write and close), never on the event loop: a write the
+ * file system holds up (a journal commit) delays this collection only.
  *
  * NeDB rewrites the datafile when it compacts it (it writes `<file>~` and
  * renames it over the datafile): the descriptor would then point at the old,
@@ -119,23 +130,24 @@ interface NedbPersistence {
 export class DatafileAppender {
 	private fd: number | null = null;
 	private closed = false;
+	/** The append under way, if any (a descriptor is closed only once it is done). */
+	private writing: Promise<void> | null = null;
 
 	constructor(
 		private readonly filename: string,
 		private readonly mode: number,
 	) {}
 
-	/** Append `text` to the datafile, all of it, before returning (throws what the file system answers). */
-	append(text: string): void {
+	/** Append `text` to the datafile, all of it, before resolving (rejects with what the file system answers). */
+	async append(text: string): Promise<void> {
 		const bytes = Buffer.from(text, "utf8");
 		if (this.closed) {
 			// An operation still queued when the store closed: written all the same, without keeping the file open.
-			fs.appendFileSync(this.filename, bytes, { mode: this.mode });
-			return;
+			return fs.promises.appendFile(this.filename, bytes, { mode: this.mode });
 		}
 		try {
 			this.fd ??= fs.openSync(this.filename, "a", this.mode);
-			for (let offset = 0; offset < bytes.length;) offset += fs.writeSync(this.fd, bytes, offset);
+			for (let offset = 0; offset < bytes.length;) offset += await writeAt(this.fd, bytes, offset);
 		} catch (err) {
 			this.release(); // the next append starts from a freshly opened file
 			throw err;
@@ -147,7 +159,9 @@ export class DatafileAppender {
 		if (this.fd === null) return;
 		const fd = this.fd;
 		this.fd = null;
-		fs.closeSync(fd);
+		// Never under a write in flight: its descriptor number could be reused by another file meanwhile.
+		if (this.writing) void this.writing.catch(() => undefined).finally(() => fs.closeSync(fd));
+		else fs.closeSync(fd);
 	}
 
 	/** Close for good (the store disconnects). */
@@ -165,7 +179,7 @@ function appendThroughOpenFile(db: Datastore): DatafileAppender | null {
 	persistence.persistNewStateAsync = async (docs: object[]) => {
 		let lines = "";
 		for (const doc of docs) lines += `${persistence.afterSerialization(nedbModel.serialize(doc))}\n`;
-		if (lines) file.append(lines);
+		if (lines) await file.append(lines);
 	};
 	const rewrite = persistence.persistCachedDatabaseAsync.bind(persistence);
 	persistence.persistCachedDatabaseAsync = () => {
