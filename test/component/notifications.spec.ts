@@ -176,7 +176,9 @@ describe("notifications", () => {
 		expect(mails[0].text).toContain("Total     $17.34");
 		expect(mails[0].text).toContain("2 × Mug (MUG-1)  $12.34");
 		const list = await broker.call<any, any>("notifications.list", {}, as(user.id));
-		expect(list.rows.find((m: any) => m.channel === "push")).toMatchObject({
+		// The welcome and the confirmation may carry the same millisecond: pick the confirmation by its template.
+		const push = list.rows.find((m: any) => m.channel === "push" && m.template === "order_confirmation");
+		expect(push).toMatchObject({
 			subject: "Order confirmed",
 			body: "Invoice INV-2025-000042: $17.34 paid.",
 		});
