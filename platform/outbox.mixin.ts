@@ -17,6 +17,12 @@ import type { ServiceSchema } from "moleculer";
 import type { DbThis, IndexSpec } from "./db.mixin";
 
 const RELAY_INTERVAL_MS = 2_000;
+/**
+ * Every document with an event in its outbox (event ids are non-empty strings). A range rather than
+ * `$exists`, which NeDB answers by scanning the whole collection: the range reads the sparse
+ * `outbox.id` index, so the periodic pass costs the pending events, not the collection's size.
+ */
+const ANY_PENDING_EVENT = { $gt: "" };
 const RELAY_BATCH = 100;
 const STOP_WAIT_MS = 5_000;
 
@@ -99,7 +105,7 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 					const { all, eventIds: ids } = this.relayPending;
 					this.relayPending = { all: false, eventIds: [] };
 					try {
-						await this.publishOutbox({ "outbox.id": all ? { $exists: true } : { $in: ids } });
+						await this.publishOutbox({ "outbox.id": all ? ANY_PENDING_EVENT : { $in: ids } });
 						if (this.relayFailing) this.logger.info("Outbox relay is publishing again.");
 						this.relayFailing = false;
 					} catch (err) {
@@ -122,7 +128,11 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 					_id: unknown;
 					outbox: OutboxEvent[];
 				}>;
+				// NeDB's index range answers a document once per event in its outbox: publish each document's once.
+				const seen = new Set<string>();
 				for (const doc of docs) {
+					if (seen.has(String(doc._id))) continue;
+					seen.add(String(doc._id));
 					for (const event of doc.outbox) {
 						if (this.outboxStopped) return;
 						await this.broker.sendToChannel(event.type, event, { msgID: event.id });

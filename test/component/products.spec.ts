@@ -221,6 +221,25 @@ describe("commitStock / restockOrder and stock.low", () => {
 		expect(await stockOf(p.id)).toBe(13);
 	});
 
+	it("publishes the events a crash left in an outbox once each, from the periodic pass", async () => {
+		const p = await product("OUTBOX-LEFT", 50);
+		const products = broker.getLocalService("products") as any;
+		const _id = products.decodeID(p.id);
+		const left = [1, 2].map(stock => ({
+			id: `left-${p.id}-${stock}`,
+			type: "stock.low",
+			version: 1,
+			occurredAt: new Date().toISOString(),
+			data: { productId: p.id, sku: p.sku, name: p.name, stock, threshold: 5 },
+		}));
+		// Written with the state change, never relayed (the node died right after the write).
+		await products.adapter.updateMany({ _id }, { $push: { outbox: { $each: left } } });
+		await products.relayOutbox();
+		await channelDrained(broker, "stock.low", () => lowStock);
+		expect(eventsOf(p.id).map(event => event.id)).toEqual(left.map(event => event.id));
+		expect(products.plain(await products.adapter.findById(_id)).outbox ?? []).toHaveLength(0);
+	});
+
 	it("publishes stock.low once when stock crosses the threshold, also when two orders cross it together", async () => {
 		const products = await Promise.all([1, 2, 3, 4, 5].map(i => product(`LOW-${i}`, 10)));
 		// Threshold 5: from 10, two orders of 3 at once end at 4; exactly one of them crossed.
