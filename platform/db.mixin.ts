@@ -22,7 +22,8 @@ import mongoose from "mongoose";
 import { config } from "./config";
 import { OUTBOX_STORAGE, OutboxMixin } from "./outbox.mixin";
 import type { PageRequest } from "./params";
-import { EmbeddedStoreAdapter, MongoStoreAdapter } from "./store-adapters";
+import { EmbeddedStoreAdapter } from "./embedded-store";
+import { MongoStoreAdapter } from "./store-adapters";
 
 export interface IndexSpec {
 	field: string;

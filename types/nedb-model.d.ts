@@ -1,5 +1,13 @@
-/** NeDB's document model (lib/model.js): the serializer its persistence writes every datafile line with. */
+/** The few functions of NeDB's document model (its own semantics of paths, matching and order) the embedded store adapter uses. */
 declare module "@seald-io/nedb/lib/model.js" {
+	/** The value at a dotted path; through an array, the array of each element's value. */
+	export function getDotValue(obj: object, field: string): unknown;
+	/** Whether a document matches a query, as NeDB's finds decide it. */
+	export function match(obj: object, query: object): boolean;
+	/** NeDB's order of any two values (the order of its sorts and of its index trees). */
+	export function compareThings(a: unknown, b: unknown): number;
+	/** A copy of a document, as NeDB's finds answer it. */
+	export function deepCopy<T>(obj: T): T;
 	/** One document as one datafile line (NeDB's JSON, with its `$$date` form of dates). */
 	export function serialize(doc: object): string;
 }

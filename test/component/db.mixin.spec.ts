@@ -1,4 +1,4 @@
-/** The db mixin's guard (on the embedded store a stateful service runs on one node only), and the embedded store's datafile. */
+/** The db mixin: its guard (on the embedded store a stateful service runs on one node only), its indexes, and the embedded store's datafile. */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -6,7 +6,9 @@ import { ServiceBroker } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import ProductsService from "../../services/products/products.service";
 import PricingService from "../../services/pricing/pricing.service";
-import { EmbeddedStoreAdapter } from "../../platform/store-adapters";
+import { EmbeddedStoreAdapter } from "../../platform/embedded-store";
+import { DbMixin } from "../../platform/db.mixin";
+import { startBroker } from "../helpers/shop";
 import { itOnEmbeddedStore } from "../helpers/store";
 
 const brokers: ServiceBroker[] = [];
@@ -70,5 +72,77 @@ describe("the embedded store's datafile", () => {
 		expect(await reopened.findById(doc._id)).toMatchObject({ name: "Mug", stock: 3 });
 		expect(await reopened.findOne({ name: "Plate" })).toMatchObject({ stock: 5 });
 		await Promise.all([adapter.disconnect(), reopened.disconnect()]);
+	});
+});
+
+describe("the store's indexes", () => {
+	/** A collection with an index many documents share a key of, and one each document has its own key of. */
+	const Indexed = {
+		name: "indexed",
+		mixins: [
+			DbMixin({
+				collection: `indexed_${process.pid}`,
+				schema: { status: String, rank: Number, note: String, tags: [String] },
+				indexes: [{ field: "status" }, { field: "rank" }, { field: "tags" }],
+			}),
+		],
+	};
+	let broker: ServiceBroker;
+	let service: any;
+	beforeAll(async () => {
+		broker = await startBroker([Indexed]);
+		service = broker.getLocalService("indexed");
+	});
+	afterAll(() => broker.stop());
+
+	it("finds every document by its current keys after updates and removals of documents sharing a key", async () => {
+		const docs = [];
+		for (let i = 0; i < 60; i++)
+			docs.push(
+				await service.adapter.insert({ status: "open", rank: i % 7, note: "new", tags: ["a", `t${i % 3}`] }),
+			);
+		for (const [i, doc] of docs.entries()) {
+			if (i % 3 === 0) await service.adapter.updateMany({ _id: doc._id }, { $set: { status: "done" } });
+			else await service.adapter.updateMany({ _id: doc._id }, { $set: { note: `seen ${i}` } });
+		}
+		for (const doc of docs.slice(0, 6)) await service.adapter.removeMany({ _id: doc._id });
+		await service.adapter.updateMany({ _id: docs[10]._id }, { $set: { tags: ["b"] } });
+
+		const open = (await service.adapter.find({ query: { status: "open" } })).map((d: any) => service.plain(d));
+		expect(open.map((d: any) => String(d._id)).sort()).toEqual(
+			docs
+				.filter((_, i) => i >= 6 && i % 3 !== 0)
+				.map(d => String(d._id))
+				.sort(),
+		);
+		expect(open.every((d: any) => d.note.startsWith("seen "))).toBe(true);
+		expect(await service.adapter.count({ query: { status: "done" } })).toBe(18);
+		expect(await service.adapter.count({ query: { tags: "a" } })).toBe(53);
+		expect(await service.adapter.count({ query: { tags: "b" } })).toBe(1);
+		expect(await service.adapter.count({ query: { rank: 3 } })).toBe(
+			docs.filter((_, i) => i >= 6 && i % 7 === 3).length,
+		);
+	});
+
+	it("answers pages in the order of a sort by an indexed field, each document once", async () => {
+		for (const direction of ["", "-"]) {
+			const pages = [];
+			for (let offset = 0; offset < 60; offset += 8)
+				pages.push(
+					...(await service.adapter.find({ query: {}, sort: [`${direction}rank`], offset, limit: 8 })),
+				);
+			const ranks = pages.map((d: any) => d.rank);
+			const sorted = [...ranks].sort((a, b) => a - b);
+			expect(ranks).toEqual(direction ? sorted.reverse() : sorted);
+			expect(new Set(pages.map((d: any) => String(d._id))).size).toBe(54);
+			const notes = await service.adapter.find({
+				query: { note: { $regex: /^seen 1/ } },
+				sort: [`${direction}rank`],
+				limit: 100,
+			});
+			expect(notes.map((d: any) => d.note).sort()).toEqual(
+				["seen 10", "seen 11", "seen 13", "seen 14", "seen 16", "seen 17", "seen 19"].sort(),
+			);
+		}
 	});
 });

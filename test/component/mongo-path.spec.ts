@@ -9,7 +9,8 @@
 import { ServiceBroker, type Service, type ServiceSchema } from "moleculer";
 import mongoose from "mongoose";
 import { config } from "../../platform/config";
-import { EmbeddedStoreAdapter, MongoStoreAdapter } from "../../platform/store-adapters";
+import { EmbeddedStoreAdapter } from "../../platform/embedded-store";
+import { MongoStoreAdapter } from "../../platform/store-adapters";
 import { ALL_SERVICES } from "../helpers/shop";
 import { takeViolations } from "../helpers/mongo-translation";
 import { describeOnMongo } from "../helpers/store";
