@@ -97,6 +97,8 @@ export interface DbMethods extends MoleculerDbMethods {
 	 */
 	upsert(filter: object, update: object): Promise<void>;
 	seedDB?(): Promise<void>;
+	/** Bring documents an earlier version wrote up to date (run at every start, once the indexes exist). */
+	upgradeDB?(): Promise<void>;
 	/** Set once the store is open (the relay and the recovery sweep wait for it). */
 	storeConnected?: boolean;
 }
@@ -404,6 +406,7 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 					});
 				}
 			}
+			if (typeof this.upgradeDB === "function") await this.upgradeDB();
 			if (typeof this.seedDB === "function" && (await this.adapter.count()) === 0) {
 				await this.seedDB();
 			}

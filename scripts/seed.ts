@@ -10,7 +10,8 @@
  * (paid, payment_failed, cancelled) with their ledger entries, the provider's
  * records, invoices under one counter, analytics facts and notifications, their
  * outboxes relayed (empty). Cancelled orders leave their `restocked.<orderId>`
- * markers on the products, as products.restockOrder writes them. Everything is
+ * markers on the products, as products.restockOrder writes them, and products
+ * their search keys (services/products/search.ts). Everything is
  * drawn from a seeded generator, so one size gives the same store every time
  * (its times relative to now; the password hash has its own salt).
  * Writing files is what makes it fast (100,000 orders in a few seconds): the
@@ -40,6 +41,7 @@ import { DEFAULT_COUNTRIES, DEFAULT_DISCOUNT_CODES, quote } from "../services/pr
 import { eventLines } from "../services/orders/order";
 import { DEMO_CATALOG } from "../services/products/demo-catalog";
 import type { Product } from "../services/products/products.service";
+import { searchKeys } from "../services/products/search";
 
 /** The password of every seeded account (customers `seed-user-<n>@moleshop.test`, and SEED_ADMIN_EMAIL). */
 export const SEED_PASSWORD = "correct horse battery";
@@ -506,7 +508,11 @@ export async function seedStore(dataDir: string, sizes: SeedSizes): Promise<void
 		analytics.write(factOf(eventAt("product.viewed", { productId: popular()._id, userId: user }, at)));
 	}
 
-	writeAll(dataDir, "products", products);
+	writeAll(
+		dataDir,
+		"products",
+		products.map(product => ({ ...product, searchGrams: searchKeys(product) })),
+	);
 	for (const file of [userDocs, carts, analytics, notifications, orders, payments, provider, invoices]) file.close();
 }
 

@@ -16,6 +16,7 @@ import { conflict, notFound } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
 import { currencyParam, idParam, pageParams } from "../../platform/params";
 import { DEMO_CATALOG } from "./demo-catalog";
+import { searchFilter, searchKeys, type Searchable } from "./search";
 
 const MAX_PRICE = 100_000_000; // one million in major units
 const MAX_STOCK = 1_000_000;
@@ -56,10 +57,6 @@ const optionalRules = Object.fromEntries(
 /** The products service as its modules (this one and inventory.ts) see it. */
 export type ProductsThis = Service & DbMethods & OutboxMethods & InventoryMethods & ProductsMethods;
 
-function escapeRegExp(text: string): string {
-	return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
 const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 	name: "products",
 
@@ -76,10 +73,20 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 				stock: Number,
 				reservations: { type: mongoose.Schema.Types.Mixed },
 				restocked: { type: mongoose.Schema.Types.Mixed },
+				/** The search keys (services/products/search.ts), never answered. */
+				searchGrams: { type: [String], default: undefined },
 				createdAt: Date,
 				updatedAt: Date,
 			},
-			indexes: [{ field: "sku", unique: true }, { field: "category" }],
+			// The sorts of `list` and its search are served by indexes, on both stores.
+			indexes: [
+				{ field: "sku", unique: true },
+				{ field: "category" },
+				{ field: "name" },
+				{ field: "price" },
+				{ field: "createdAt" },
+				{ field: "searchGrams" },
+			],
 			emitsEvents: true,
 		}),
 	],
@@ -100,7 +107,10 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 	},
 
 	actions: {
-		/** Browse the catalog: text search, category, price range, sorting and pages. */
+		/**
+		 * Browse the catalog: text search (services/products/search.ts), category, price range, sorting and
+		 * pages; each sort is an index's order.
+		 */
 		list: {
 			auth: "public",
 			cache: { keys: ["q", "category", "minPrice", "maxPrice", "sort", "page", "pageSize"], ttl: 30 },
@@ -126,14 +136,6 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			) {
 				const { q, category, minPrice, maxPrice, sort, page, pageSize } = ctx.params;
 				const query: Record<string, unknown> = {};
-				if (q) {
-					const pattern = new RegExp(escapeRegExp(q), "i");
-					query.$or = [
-						{ name: { $regex: pattern } },
-						{ description: { $regex: pattern } },
-						{ sku: { $regex: pattern } },
-					];
-				}
 				if (category) query.category = category;
 				if (minPrice != null || maxPrice != null) {
 					query.price = {
@@ -141,6 +143,8 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 						...(maxPrice != null && { $lte: maxPrice }),
 					};
 				}
+				// The search's own index comes last: of several, the embedded store takes its candidates from the last.
+				if (q) Object.assign(query, searchFilter(q));
 				return this.listPage(ctx, { query, sort: [sort], page, pageSize });
 			},
 		},
@@ -202,7 +206,13 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 				const now = new Date();
 				const product = await this.saveProduct(
 					ctx,
-					() => this.adapter.insert({ ...ctx.params, createdAt: now, updatedAt: now }),
+					() =>
+						this.adapter.insert({
+							...ctx.params,
+							searchGrams: searchKeys(ctx.params),
+							createdAt: now,
+							updatedAt: now,
+						}),
 					"created",
 				);
 				ctx.meta.$statusCode = 201;
@@ -217,10 +227,16 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			params: { $$strict: true, id: idParam, ...optionalRules },
 			async handler(ctx: ShopContext<Partial<Product> & { id: string }>) {
 				const { id, ...changes } = ctx.params;
-				if (!(await this.findEntity(id))) throw notFound("Product", id);
+				const doc = this.plain(await this.findEntity<Searchable>(id));
+				if (!doc) throw notFound("Product", id);
+				const text = changes.name ?? changes.description ?? changes.sku;
+				const keys = text !== undefined && { searchGrams: searchKeys({ ...doc, ...changes }) };
 				return this.saveProduct(
 					ctx,
-					() => this.adapter.updateById(this.decodeID(id), { $set: { ...changes, updatedAt: new Date() } }),
+					() =>
+						this.adapter.updateById(this.decodeID(id), {
+							$set: { ...changes, ...keys, updatedAt: new Date() },
+						}),
 					"updated",
 				);
 			},
@@ -260,11 +276,27 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 			return this.toEntity(ctx, doc);
 		},
 
+		/** Give the products stored before search keys existed theirs (once: then none lacks them). */
+		async upgradeDB() {
+			const docs = (await this.adapter.find({ query: { searchGrams: { $exists: false } } })) as Array<
+				Searchable & { _id: unknown }
+			>;
+			for (const doc of docs) {
+				await this.adapter.updateMany(
+					{ _id: doc._id, searchGrams: { $exists: false } },
+					{ $set: { searchGrams: searchKeys(doc) } },
+				);
+			}
+			if (docs.length) this.logger.info(`Gave ${docs.length} products their search keys.`);
+		},
+
 		/** Fill an empty catalog with the demo products. */
 		async seedDB() {
 			const now = new Date();
 			try {
-				await this.adapter.insertMany(DEMO_CATALOG.map(p => ({ ...p, createdAt: now, updatedAt: now })));
+				await this.adapter.insertMany(
+					DEMO_CATALOG.map(p => ({ ...p, searchGrams: searchKeys(p), createdAt: now, updatedAt: now })),
+				);
 				this.logger.info(`Seeded the catalog with ${DEMO_CATALOG.length} demo products.`);
 			} catch (err) {
 				if (!this.isDuplicateKeyError(err)) throw err;

@@ -40,6 +40,90 @@ describe("catalog", () => {
 		expect(apparel.rows.every((p: any) => Number.isInteger(p.price))).toBe(true);
 	});
 
+	it("finds the products whose name, description or SKU contains the text, whatever the case, as a scan would", async () => {
+		const add = (sku: string, name: string, description: string) =>
+			broker.call<any, any>(
+				"products.create",
+				{ sku, name, description, price: 700, category: "search", stock: 1 },
+				admin,
+			);
+		const made = [
+			await add("SRCH-PLAIN", "Smuggler's Flask", "Holds 200 ml."),
+			await add("SRCH-DESC", "Travel Cup", "Fits every SMUGGLER's pocket."),
+			await add("QZX-SRCH-7", "Plain Box", "Cardboard."),
+			await add("SRCH-UNICODE", "Café Crème Tin", "Ünïcödé text, ßtraße."),
+		];
+		const skus = async (q: string) =>
+			(await broker.call<any, any>("products.list", { q, category: "search", pageSize: 100 })).rows
+				.map((p: any) => p.sku)
+				.sort();
+		expect(await skus("muggler")).toEqual(["SRCH-DESC", "SRCH-PLAIN"]); // inside a word, in a description
+		expect(await skus("MUGGLER'S")).toEqual(["SRCH-DESC", "SRCH-PLAIN"]);
+		expect(await skus("qzx-srch")).toEqual(["QZX-SRCH-7"]);
+		expect(await skus("x-s")).toEqual(["QZX-SRCH-7"]);
+		expect(await skus("ml")).toEqual(["SRCH-PLAIN"]); // shorter than the index's keys
+		expect(await skus("afé cr")).toEqual(["SRCH-UNICODE"]); // beyond ASCII
+		expect(await skus("ßtra")).toEqual(["SRCH-UNICODE"]);
+		expect(await skus("smuggler flask")).toEqual([]);
+		expect(await skus("200 ml.")).toEqual(["SRCH-PLAIN"]);
+
+		// A renamed product is found by its new name only.
+		await broker.call("products.update", { id: made[2].id, name: "Quartz Lamp" }, admin);
+		expect(await skus("plain box")).toEqual([]);
+		expect(await skus("quartz l")).toEqual(["QZX-SRCH-7"]);
+		expect(await skus("qzx-srch")).toEqual(["QZX-SRCH-7"]);
+		expect((await broker.call<any, any>("products.get", { id: made[2].id })).searchGrams).toBeUndefined();
+	});
+
+	it("gives products stored without search keys theirs when it starts", async () => {
+		const service = broker.getLocalService("products") as any;
+		await service.adapter.insert({
+			sku: "SRCH-OLD",
+			name: "Legacy Lantern",
+			description: "",
+			price: 100,
+			currency: "USD",
+			category: "search-old",
+			stock: 1,
+			createdAt: new Date(),
+			updatedAt: new Date(),
+		});
+		await service.upgradeDB();
+		const { rows } = await broker.call<any, any>("products.list", { q: "lantern", category: "search-old" });
+		expect(rows.map((p: any) => p.sku)).toEqual(["SRCH-OLD"]);
+	});
+
+	it("pages through a sort without repeating or missing a product, ties included", async () => {
+		const prices = [300, 100, 200, 100, 300, 100, 200, 400, 100, 300, 250];
+		for (const [i, price] of prices.entries()) {
+			await broker.call(
+				"products.create",
+				{ sku: `PAGE-${i}`, name: `Page ${i % 4}`, price, category: "paging", stock: 1 },
+				admin,
+			);
+		}
+		// With a filter the store takes candidates from another index for; with none; with bounds on the sorted field.
+		for (const filter of [{ category: "paging" }, {}, { minPrice: 150 }]) {
+			const all = (await broker.call<any, any>("products.list", { ...filter, pageSize: 100 })).rows;
+			for (const sort of ["price", "-price", "name", "-name", "createdAt", "-createdAt"]) {
+				const seen: any[] = [];
+				for (let page = 1; page <= Math.ceil(all.length / 3); page++) {
+					const res = await broker.call<any, any>("products.list", { ...filter, sort, page, pageSize: 3 });
+					expect(res.total).toBe(all.length);
+					seen.push(...res.rows);
+				}
+				expect(seen.map(p => p.id).sort()).toEqual(all.map((p: any) => p.id).sort());
+				const field = sort.replace("-", "");
+				const values = seen.map(p => (field === "createdAt" ? new Date(p.createdAt).getTime() : p[field]));
+				const ordered = [...values].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+				expect(values).toEqual(sort.startsWith("-") ? ordered.reverse() : ordered);
+			}
+		}
+		// Past the last page: no rows, the same total.
+		const past = await broker.call<any, any>("products.list", { category: "paging", page: 9, pageSize: 3 });
+		expect([past.rows, past.total]).toEqual([[], prices.length]);
+	});
+
 	it("keeps SKUs unique", async () => {
 		await product("UNIQUE-1", 1);
 		await expect(product("unique-1", 1)).rejects.toMatchObject({ code: 409, type: "SKU_TAKEN" });
