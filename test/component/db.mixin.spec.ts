@@ -117,6 +117,7 @@ describe("the store's indexes", () => {
 		);
 		expect(open.every((d: any) => d.note.startsWith("seen "))).toBe(true);
 		expect(await service.adapter.count({ query: { status: "done" } })).toBe(18);
+		expect(await service.adapter.count()).toBe(54);
 		expect(await service.adapter.count({ query: { tags: "a" } })).toBe(53);
 		expect(await service.adapter.count({ query: { tags: "b" } })).toBe(1);
 		expect(await service.adapter.count({ query: { rank: 3 } })).toBe(
