@@ -1,122 +1,95 @@
 /**
- * `npm run bench`: how fast moleshop answers, next to the limit of this machine.
+ * `npm run bench`: how fast moleshop answers, next to the limit of this machine (issue 10).
  *
- * It starts, each on a free port and as its own process: a raw node http server
- * answering a constant product (the limit: no framework, no store), and one
- * moleshop node as `npm start` runs it (every service, the embedded store in a
- * fresh data folder). It drives each workload with autocannon at a fixed
- * concurrency, after a warm-up, and reports requests per second, p50 and p99
- * latency, failed requests, the ratio to the raw server of the same run (figures
- * move between machines; ratios much less), the CPU time the node spent per
- * request and its RSS. Results go to bench/results/latest.{md,json}.
+ * It starts what it measures, each process on free ports and with a fresh data folder, and stops
+ * it at the end (SIGTERM to the node processes themselves):
+ * - `raw`: a node http server answering a constant product — the limit (no framework, no store);
+ * - `node`: one moleshop node as `npm start` runs it (every service, the embedded store);
+ * - `cluster`: nats-server with JetStream and the nodes of issue 10 — a gateway (api, events), a
+ *   products node, one node with every other stateful service, two pricing nodes (BENCH_CLUSTER=full:
+ *   the topology of `npm run cluster`, cluster/topology.ts).
+ * Each workload (scripts/bench/shop.ts) runs with autocannon at a fixed concurrency after a warm-up,
+ * then at constant arrival rates to find the knee: the highest rate whose p99 stays under 50 ms
+ * (scripts/bench/load.ts). Reported: requests/s and the ratio to raw, p50/p99, failed requests, CPU
+ * time per request of each process (from /proc) and their RSS, ready times, the lines each node
+ * logged at ERROR/WARN; for the cluster also the scaling by brokers (POST /quote with two pricing
+ * replicas, then one) and for the node its RSS after 10,000 orders and 100,000 product views.
+ * Results: bench/results/latest.md and latest.json, with every target of issue 10 met or not.
  *
- * Settings (environment): BENCH_SECONDS (per workload, default 8),
- * BENCH_CONNECTIONS (default 32). A script, never a test: figures depend on the
- * machine and on what else runs on it, so compare them only within one run.
+ * A script, never a test: figures depend on the machine and on what else runs on it, so compare them
+ * within one run (as ratios to raw). Settings: the environment, read in `settings()` below.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
+import { TOPOLOGY } from "../cluster/topology";
+import { seedStore } from "./seed";
+import type autocannon from "autocannon";
+import { findKnee, runLoad, type Knee, type Measure } from "./bench/load";
+import {
+	freePort,
+	loggedProblems,
+	ROOT,
+	startNats,
+	startNode,
+	startProcess,
+	stopProcesses,
+	tempDir,
+	waitReady,
+	type Proc,
+} from "./bench/processes";
+import { ADMIN, prepareShop, QUOTE_WORKLOAD, WORKLOADS, type Fixture, type Workload } from "./bench/shop";
+import { renderReport, type BenchResults, type TargetResult, type WorkloadResult } from "./bench/report";
 
-const ROOT = path.resolve(__dirname, "../..");
-const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
-const RESULTS = path.join(ROOT, "bench/results");
-const SECONDS = Number(process.env.BENCH_SECONDS || 8);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 32);
-const WARMUP_SECONDS = 2;
-const CLOCK_TICKS = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on Linux
+const TARGETS = ["raw", "node", "cluster"] as const;
+type TargetName = (typeof TARGETS)[number];
+/** Extra phases, selected like workloads: the node's memory after many orders and views, the cluster's scaling. */
+const PHASES = ["memory", "scaling"];
 
-interface Workload {
-	name: string;
-	/** The path on moleshop, and what the raw server answers in its place. */
-	path: (productId: string) => string;
-}
-
-interface Measure {
-	rps: number;
-	p50: number;
-	p99: number;
-	failed: number;
-	/** CPU time of the measured process per request, in ms (null where /proc is not there). */
-	cpuMsPerRequest: number | null;
-	rssMb: number | null;
-}
-
-const WORKLOADS: Workload[] = [
-	{ name: "GET product by id", path: id => `/api/v1/products/${id}` },
-	{ name: "GET products page (20 rows)", path: () => "/api/v1/products?pageSize=20" },
-];
-
-const children: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = net.createServer();
-		server.once("error", reject);
-		server.listen(0, "127.0.0.1", () => {
-			const { port } = server.address() as net.AddressInfo;
-			server.close(() => resolve(port));
-		});
-	});
-}
-
-/** Start a process; its output goes to `logFile` (the node logs what went wrong under load there). */
-function start(command: string, args: string[], env: NodeJS.ProcessEnv, logFile?: string): ChildProcess {
-	const out = logFile ? fs.openSync(logFile, "w") : "ignore";
-	const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", out, out] });
-	children.push(child);
-	return child;
-}
-
-async function waitReady(url: string, timeoutMs = 60_000): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	for (;;) {
-		try {
-			if ((await fetch(url)).ok) return;
-		} catch {
-			// not listening yet
-		}
-		if (Date.now() > deadline) throw new Error(`${url} was not ready within ${timeoutMs / 1000} s`);
-		await new Promise(resolve => setTimeout(resolve, 200));
-	}
-}
-
-/** CPU seconds (user + system) and RSS of a process, from /proc (Linux); null elsewhere. */
-function usage(pid: number): { cpuSeconds: number; rssMb: number } | null {
-	try {
-		const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-		const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-		const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
-		const rss = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-		return { cpuSeconds, rssMb: rss ? Number(rss[1]) / 1024 : 0 };
-	} catch {
-		return null;
-	}
-}
-
-async function load(url: string, seconds: number): Promise<autocannon.Result> {
-	return autocannon({ url, connections: CONNECTIONS, duration: seconds, pipelining: 1 });
-}
-
-async function measure(url: string, pid: number): Promise<Measure> {
-	await load(url, WARMUP_SECONDS);
-	const before = usage(pid);
-	const result = await load(url, SECONDS);
-	const after = usage(pid);
-	const requests = result.requests.total;
+/** The bench's settings. Its own environment variables (the services' are read by platform/config.ts). */
+function settings(env: NodeJS.ProcessEnv = process.env) {
+	const number = (name: string, fallback: number) => {
+		const value = Number(env[name] || fallback);
+		if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number`);
+		return value;
+	};
+	const list = (name: string, all: readonly string[]) => {
+		const chosen = (env[name] || all.join(",")).split(",").map(s => s.trim());
+		const unknown = chosen.filter(s => !all.includes(s));
+		if (unknown.length) throw new Error(`${name}: unknown ${unknown.join(", ")} (one of ${all.join(", ")})`);
+		return chosen;
+	};
 	return {
-		rps: Math.round(result.requests.average),
-		p50: result.latency.p50,
-		p99: result.latency.p99,
-		failed: result.errors + result.timeouts + result.non2xx,
-		cpuMsPerRequest:
-			before && after && requests ? ((after.cpuSeconds - before.cpuSeconds) * 1000) / requests : null,
-		rssMb: after?.rssMb ?? null,
+		targets: list("BENCH_TARGETS", TARGETS) as TargetName[],
+		workloads: list("BENCH_WORKLOADS", [...WORKLOADS.map(w => w.key), ...PHASES]),
+		seconds: number("BENCH_SECONDS", 8),
+		warmupSeconds: number("BENCH_WARMUP_SECONDS", 2),
+		connections: number("BENCH_CONNECTIONS", 32),
+		kneeSteps: number("BENCH_KNEE_STEPS", 4),
+		kneeSeconds: number("BENCH_KNEE_SECONDS", 5),
+		p99BoundMs: number("BENCH_P99_MS", 50),
+		customers: number("BENCH_CUSTOMERS", 64),
+		products: number("BENCH_PRODUCTS", 0),
+		orders: number("BENCH_ORDERS", 0),
+		cluster: (env.BENCH_CLUSTER || "bench") as "bench" | "full",
+		memoryOrders: number("BENCH_MEMORY_ORDERS", 10_000),
+		memoryViews: number("BENCH_MEMORY_VIEWS", 100_000),
 	};
 }
+
+export type Settings = ReturnType<typeof settings>;
+
+/** The cluster of issue 10: label and SERVICES of each node. */
+const BENCH_CLUSTER = [
+	{ label: "gateway", services: "api,events" },
+	{ label: "products", services: "products" },
+	{
+		label: "stateful",
+		services: "users,carts,orders,payment-provider,payments,invoices,notifications,analytics",
+	},
+	{ label: "pricing-1", services: "pricing" },
+	{ label: "pricing-2", services: "pricing" },
+];
 
 /** A raw node http server answering every request with one constant product: the limit of the machine. */
 const RAW_SERVER = `
@@ -127,92 +100,227 @@ require("node:http").createServer((req, res) => {
 }).listen(Number(process.env.PORT), "127.0.0.1");
 `;
 
-async function main() {
-	const rawPort = await freePort();
-	const raw = start(process.execPath, ["-e", RAW_SERVER], { ...process.env, PORT: String(rawPort) });
-	await waitReady(`http://127.0.0.1:${rawPort}/`);
+const running: Proc[] = [];
+const log = (line: string) => console.log(`bench | ${line}`);
 
-	const nodePort = await freePort();
-	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-bench-"));
-	const nodeLog = path.join(os.tmpdir(), `moleshop-bench-node-${process.pid}.log`);
-	const node = start(
-		process.execPath,
-		["--disable-warning=DEP0174", RUNNER, "--config", "dist/moleculer.config.js"],
-		{
-			...process.env,
-			NODE_ENV: "production",
-			JWT_SECRET: "bench-only-secret",
-			SERVICEDIR: "dist/services",
-			PORT: String(nodePort),
-			DATA_DIR: dataDir,
-			NAMESPACE: `bench-${process.pid}`,
-			LOG_LEVEL: "warn",
-		},
-		nodeLog,
-	);
-	const api = `http://127.0.0.1:${nodePort}`;
-	await waitReady(`${api}/ready`);
-	const { rows } = (await (await fetch(`${api}/api/v1/products?pageSize=1`)).json()) as {
-		rows: Array<{ id: string }>;
-	};
-	const productId = rows[0].id;
-
-	const results: Array<{ workload: string; raw: Measure; node: Measure }> = [];
-	for (const workload of WORKLOADS) {
-		console.log(`bench | ${workload.name}: raw node http, then one moleshop node (${SECONDS} s each)`);
-		const rawMeasure = await measure(`http://127.0.0.1:${rawPort}${workload.path(productId)}`, raw.pid!);
-		const nodeMeasure = await measure(`${api}${workload.path(productId)}`, node.pid!);
-		results.push({ workload: workload.name, raw: rawMeasure, node: nodeMeasure });
-	}
-	fs.rmSync(dataDir, { recursive: true, force: true });
-	const logged = fs.readFileSync(nodeLog, "utf8");
-	const errorLines = logged.match(/^\S+ ERROR /gm)?.length ?? 0;
-	const warnLines = logged.match(/^\S+ WARN /gm)?.length ?? 0;
-
-	const ms = (n: number | null) => (n == null ? "–" : n.toFixed(n < 10 ? 2 : 0));
-	const table = [
-		`| workload | raw rps | one node rps | ratio | p50 / p99 ms | failed | CPU ms/req | node RSS MB |`,
-		`|---|---|---|---|---|---|---|---|`,
-		...results.map(
-			({ workload, raw: r, node: n }) =>
-				`| ${workload} | ${r.rps} | ${n.rps} | ${(n.rps / r.rps).toFixed(2)}× | ${n.p50} / ${n.p99} | ${n.failed} | ${ms(n.cpuMsPerRequest)} | ${ms(n.rssMb)} |`,
-		),
-	].join("\n");
-	const header =
-		`moleshop bench, ${new Date().toISOString()}: ${os.cpus().length} cores, node ${process.version}, ` +
-		`${CONNECTIONS} connections, ${SECONDS} s per workload after ${WARMUP_SECONDS} s of warm-up. ` +
-		`The node logged ${errorLines} errors and ${warnLines} warnings meanwhile (${nodeLog}).`;
-	fs.mkdirSync(RESULTS, { recursive: true });
-	fs.writeFileSync(path.join(RESULTS, "latest.md"), `${header}\n\n${table}\n`);
-	fs.writeFileSync(
-		path.join(RESULTS, "latest.json"),
-		JSON.stringify(
-			{
-				at: new Date().toISOString(),
-				connections: CONNECTIONS,
-				seconds: SECONDS,
-				errorLines,
-				warnLines,
-				results,
-			},
-			null,
-			2,
-		),
-	);
-	console.log(`\n${header}\n\n${table}\n\nWritten to bench/results/latest.md and latest.json.`);
+/** A running target: its processes, where its gateway listens, and when it was ready. */
+interface Target {
+	name: TargetName;
+	api: string;
+	procs: Proc[];
+	readySeconds: number;
+	dirs: string[];
 }
 
-function stopAll() {
-	for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+async function startRaw(logDir: string): Promise<Target> {
+	const port = await freePort();
+	const proc = startProcess(
+		"raw",
+		process.execPath,
+		["-e", RAW_SERVER],
+		{ ...process.env, PORT: String(port) },
+		logDir,
+	);
+	running.push(proc);
+	const api = `http://127.0.0.1:${port}`;
+	await waitReady(`${api}/`);
+	return { name: "raw", api, procs: [proc], readySeconds: (Date.now() - proc.spawnedAt) / 1000, dirs: [] };
+}
+
+const shopEnv = (dataDir: string, namespace: string) => ({
+	DATA_DIR: dataDir,
+	NAMESPACE: namespace,
+	JWT_SECRET: "bench-only-secret",
+	ADMIN_EMAIL: ADMIN.email,
+	ADMIN_PASSWORD: ADMIN.password,
+});
+
+/** A fresh data folder, with a shop of BENCH_PRODUCTS products and BENCH_ORDERS orders written into it (scripts/seed.ts). */
+async function seeded(s: Settings, name: string): Promise<string> {
+	const dataDir = tempDir(`${name}-data`);
+	if (s.products || s.orders) {
+		const started = Date.now();
+		await seedStore(dataDir, { products: s.products, orders: s.orders });
+		log(`${name}: seeded ${s.products} products and ${s.orders} orders in ${(Date.now() - started) / 1000} s`);
+	}
+	return dataDir;
+}
+
+async function startOneNode(s: Settings, logDir: string): Promise<Target> {
+	const dataDir = await seeded(s, "node");
+	const port = await freePort();
+	const proc = startNode("node", { ...shopEnv(dataDir, `bench-node-${process.pid}`), PORT: String(port) }, logDir);
+	running.push(proc);
+	const api = `http://127.0.0.1:${port}`;
+	await waitReady(`${api}/ready`);
+	return { name: "node", api, procs: [proc], readySeconds: (Date.now() - proc.spawnedAt) / 1000, dirs: [dataDir] };
+}
+
+async function startCluster(s: Settings, logDir: string): Promise<Target> {
+	const dataDir = await seeded(s, "cluster");
+	const natsDir = tempDir("nats");
+	const spawnedAt = Date.now();
+	const nats = await startNats(natsDir, logDir);
+	running.push(nats.proc);
+	const port = await freePort();
+	const nodes = s.cluster === "full" ? TOPOLOGY : BENCH_CLUSTER;
+	const env = { ...shopEnv(dataDir, `bench-cluster-${process.pid}`), TRANSPORTER: nats.url };
+	const procs = nodes.map(({ label, services }) =>
+		startNode(
+			label,
+			{ ...env, SERVICES: services, ...(services.includes("api") && { PORT: String(port) }) },
+			logDir,
+		),
+	);
+	running.push(...procs);
+	const api = `http://127.0.0.1:${port}`;
+	await waitReady(`${api}/ready`);
+	return {
+		name: "cluster",
+		api,
+		procs: [nats.proc, ...procs],
+		readySeconds: (Date.now() - spawnedAt) / 1000,
+		dirs: [dataDir, natsDir],
+	};
+}
+
+/** Warm up, then measure at the fixed concurrency; `seen` is told of every run (the warm-up's too). */
+async function fixed(
+	s: Settings,
+	target: Target,
+	requests: autocannon.Request[],
+	procs = target.procs,
+	seen: (m: Measure) => void = () => undefined,
+): Promise<Measure> {
+	const load = { url: target.api, requests, connections: s.connections, procs };
+	if (s.warmupSeconds) seen(await runLoad({ ...load, seconds: s.warmupSeconds }));
+	const measure = await runLoad({ ...load, seconds: s.seconds });
+	seen(measure);
+	return measure;
+}
+
+async function runWorkload(s: Settings, target: Target, workload: Workload, fixture: Fixture): Promise<WorkloadResult> {
+	const list = workload.requests(fixture);
+	const seen = (m: Measure) => {
+		fixture.sent.views += Math.round(m.requests * list.views);
+		fixture.sent.orders += Math.round(m.requests * list.orders);
+	};
+	const measure = await fixed(s, target, list.requests, target.procs, seen);
+	log(`${target.name} | ${workload.name}: ${measure.rps} rps, p99 ${measure.p99} ms, ${measure.errors} failed`);
+	let knee: Knee | null = null;
+	if (s.kneeSteps > 0) {
+		knee = await findKnee(
+			{ url: target.api, requests: list.requests, seconds: s.kneeSeconds, procs: target.procs },
+			measure.rps,
+			s.kneeSteps,
+			s.p99BoundMs,
+			s.connections,
+		);
+		knee.steps.forEach(step => seen(step.measure));
+		log(
+			`${target.name} | ${workload.name}: knee ${knee.rps} rps ` +
+				`(${knee.steps.map(st => `${st.rate}/s p99 ${st.measure.p99} ${st.ok ? "ok" : "no"}`).join(", ")})`,
+		);
+	}
+	return { key: workload.key, name: workload.name, measure, knee };
+}
+
+/** Top the node up to BENCH_MEMORY_ORDERS orders and BENCH_MEMORY_VIEWS views, then read its RSS. */
+async function memoryPhase(s: Settings, target: Target, fixture: Fixture) {
+	const byKey = (key: string) => WORKLOADS.find(w => w.key === key)!.requests(fixture).requests;
+	const load = { url: target.api, connections: s.connections, procs: target.procs, seconds: 0 };
+	const views = s.memoryViews - fixture.sent.views;
+	const orders = s.memoryOrders - fixture.sent.orders;
+	if (views >= s.connections)
+		fixture.sent.views += (await runLoad({ ...load, requests: byKey("product"), amount: views })).requests;
+	if (orders >= s.connections)
+		fixture.sent.orders += (await runLoad({ ...load, requests: byKey("checkout"), amount: orders })).requests;
+	await new Promise(resolve => setTimeout(resolve, 2_000)); // the events of the last orders are handled
+	const rssMb = (await runLoad({ ...load, requests: byKey("page"), amount: s.connections })).rssMb;
+	log(`node: ${rssMb?.toFixed(0)} MB RSS after ${fixture.sent.orders} orders and ${fixture.sent.views} views`);
+	return { orders: fixture.sent.orders, views: fixture.sent.views, rssMb };
+}
+
+/** POST /quote with both pricing replicas, then with one (the other stopped by SIGTERM). */
+async function scalingPhase(s: Settings, target: Target, fixture: Fixture) {
+	const { requests } = QUOTE_WORKLOAD.requests(fixture);
+	const two = await fixed(s, target, requests);
+	const second = target.procs.find(p => p.label === "pricing-2")!;
+	await stopProcesses([second]);
+	await new Promise(resolve => setTimeout(resolve, 1_000));
+	const live = target.procs.filter(p => p !== second);
+	const one = await fixed(s, target, requests, live);
+	log(`cluster | quote: ${one.rps} rps with one pricing replica, ${two.rps} with two`);
+	return { workload: QUOTE_WORKLOAD.name, one, two, ratio: one.rps ? two.rps / one.rps : null };
+}
+
+async function benchTarget(s: Settings, name: "node" | "cluster", logDir: string): Promise<TargetResult> {
+	log(`${name}: starting`);
+	const target = name === "node" ? await startOneNode(s, logDir) : await startCluster(s, logDir);
+	log(`${name}: ready in ${target.readySeconds.toFixed(1)} s; signing up ${s.customers} customers`);
+	const result: TargetResult = { name, readySeconds: target.readySeconds, workloads: [], processes: [] };
+	try {
+		const fixture = await prepareShop(target.api, s.customers);
+		for (const workload of WORKLOADS.filter(w => s.workloads.includes(w.key))) {
+			result.workloads.push(await runWorkload(s, target, workload, fixture));
+			if (workload.key === "mix") result.rssAfterMixMb = result.workloads.at(-1)!.measure.rssMb;
+		}
+		if (name === "node" && s.workloads.includes("memory")) result.memory = await memoryPhase(s, target, fixture);
+		if (name === "cluster" && s.workloads.includes("scaling"))
+			result.scaling = await scalingPhase(s, target, fixture);
+	} finally {
+		const last = result.workloads.at(-1)?.measure.processes ?? [];
+		// The nodes first, then NATS (as npm run cluster stops them): no node logs a lost connection.
+		await stopProcesses(target.procs.filter(proc => proc.label !== "nats"));
+		await stopProcesses(target.procs);
+		result.processes = target.procs.map(proc => ({
+			label: proc.label,
+			rssMb: last.find(p => p.label === proc.label)?.rssMb ?? null,
+			...loggedProblems(proc),
+			logFile: proc.logFile,
+		}));
+		for (const dir of target.dirs) fs.rmSync(dir, { recursive: true, force: true });
+	}
+	return result;
+}
+
+async function main() {
+	const s = settings();
+	const startedAt = Date.now();
+	const logDir = tempDir("logs");
+	log(`targets ${s.targets.join(", ")}; workloads ${s.workloads.join(", ")}; logs in ${logDir}`);
+	const results: BenchResults = {
+		at: new Date().toISOString(),
+		machine: { cores: os.cpus().length, node: process.version },
+		settings: s,
+		raw: null,
+		targets: [],
+		totalSeconds: 0,
+	};
+	if (s.targets.includes("raw")) {
+		const raw = await startRaw(logDir);
+		results.raw = await fixed(s, raw, [{ method: "GET", path: "/api/v1/products/p1" }]);
+		log(`raw: ${results.raw.rps} rps, p99 ${results.raw.p99} ms`);
+		await stopProcesses(raw.procs);
+	}
+	for (const name of ["node", "cluster"] as const) {
+		if (s.targets.includes(name)) results.targets.push(await benchTarget(s, name, logDir));
+	}
+	results.totalSeconds = Math.round((Date.now() - startedAt) / 1000);
+	const markdown = renderReport(results);
+	const dir = path.join(ROOT, "bench/results");
+	fs.mkdirSync(dir, { recursive: true });
+	fs.writeFileSync(path.join(dir, "latest.md"), markdown);
+	fs.writeFileSync(path.join(dir, "latest.json"), JSON.stringify(results, null, 2) + "\n");
+	console.log(`\n${markdown}\nWritten to bench/results/latest.md and latest.json.`);
 }
 
 main()
 	.catch(err => {
-		console.error(`bench | ${err instanceof Error ? err.message : err}`);
+		console.error(`bench | ${err instanceof Error ? err.stack : err}`);
 		process.exitCode = 1;
 	})
-	.finally(stopAll);
+	.finally(() => stopProcesses(running));
 process.on("SIGINT", () => {
-	stopAll();
-	process.exit(130);
+	void stopProcesses(running).then(() => process.exit(130));
 });

@@ -1,0 +1,217 @@
+/**
+ * The benchmark's report: its figures as markdown tables, and every target of issue 10 (ratios to
+ * the raw server of the same run, p99 bounds, memory, ready time) met or not.
+ */
+import type { Knee, Measure } from "./load";
+
+export interface WorkloadResult {
+	key: string;
+	name: string;
+	measure: Measure;
+	knee: Knee | null;
+}
+
+export interface TargetResult {
+	name: "node" | "cluster";
+	readySeconds: number;
+	workloads: WorkloadResult[];
+	/** RSS of all the target's processes after the shop mix. */
+	rssAfterMixMb?: number | null;
+	memory?: { orders: number; views: number; rssMb: number | null };
+	scaling?: { workload: string; one: Measure; two: Measure; ratio: number | null };
+	processes: Array<{ label: string; rssMb: number | null; errors: number; warnings: number; logFile: string }>;
+}
+
+export interface BenchResults {
+	at: string;
+	machine: { cores: number; node: string };
+	settings: {
+		connections: number;
+		seconds: number;
+		warmupSeconds: number;
+		kneeSteps: number;
+		kneeSeconds: number;
+		p99BoundMs: number;
+		products: number;
+		orders: number;
+		cluster: string;
+	};
+	raw: Measure | null;
+	targets: TargetResult[];
+	totalSeconds: number;
+}
+
+const num = (n: number | null | undefined, digits = 0) => (n == null ? "–" : n.toFixed(digits));
+const ms = (n: number | null | undefined) => (n == null ? "–" : n.toFixed(n < 10 ? 2 : 0));
+
+interface Check {
+	target: string;
+	measured: string;
+	met: boolean | null;
+}
+
+function workload(t: TargetResult | undefined, key: string) {
+	return t?.workloads.find(w => w.key === key);
+}
+
+/** Every target of issue 10 that this run measured. */
+function checks(r: BenchResults): Check[] {
+	const out: Check[] = [];
+	const raw = r.raw?.rps;
+	const node = r.targets.find(t => t.name === "node");
+	const cluster = r.targets.find(t => t.name === "cluster");
+	const ratio = (t: TargetResult | undefined, key: string, label: string, min: number, shown: string) => {
+		const w = workload(t, key);
+		if (!w || !raw) return;
+		const x = w.measure.rps / raw;
+		out.push({
+			target: `${label} ≥ ${shown} raw`,
+			measured: `${x.toFixed(3)}× (${w.measure.rps} rps)`,
+			met: x >= min,
+		});
+	};
+	const halfP99 = (t: TargetResult | undefined, key: string, label: string, bound: number, strict: boolean) => {
+		const half = workload(t, key)?.knee?.atHalf;
+		if (!half) return;
+		const p99 = half.measure.p99;
+		out.push({
+			target: `${label}: p99 ${strict ? "<" : "≤"} ${bound} ms at half the max rate`,
+			measured: `${p99} ms at ${half.rate}/s (${half.measure.rps} achieved)`,
+			met: (strict ? p99 < bound : p99 <= bound) && half.ok,
+		});
+	};
+	ratio(node, "product", "GET product, one node", 0.35, "0.35×");
+	ratio(cluster, "product", "GET product, cluster", 0.25, "0.25×");
+	halfP99(node, "product", "GET product, one node", 20, false);
+	halfP99(cluster, "product", "GET product, cluster", 20, false);
+	for (const key of ["page", "search"]) {
+		ratio(node, key, `products ${key}, one node`, 0.3, "0.30×");
+		ratio(cluster, key, `products ${key}, cluster`, 0.2, "0.20×");
+	}
+	ratio(node, "checkout", "checkout, one node", 1 / 35, "1/35 of");
+	ratio(cluster, "checkout", "checkout, cluster", 1 / 60, "1/60 of");
+	halfP99(node, "checkout", "checkout, one node", 50, true);
+	halfP99(cluster, "checkout", "checkout, cluster", 50, true);
+	if (cluster?.rssAfterMixMb != null) {
+		out.push({
+			target: `cluster under the mix: < 800 MB RSS in all (${r.settings.cluster} topology, NATS included)`,
+			measured: `${num(cluster.rssAfterMixMb)} MB`,
+			met: cluster.rssAfterMixMb < 800,
+		});
+	}
+	if (cluster) {
+		out.push({
+			target: "cluster ready < 5 s (spawn of NATS to the gateway's /ready 200)",
+			measured: `${cluster.readySeconds.toFixed(1)} s`,
+			met: cluster.readySeconds < 5,
+		});
+	}
+	if (node?.memory?.rssMb != null) {
+		const { orders, views, rssMb } = node.memory;
+		out.push({
+			target: "one node < 250 MB after 10,000 orders and 100,000 product views",
+			measured: `${num(rssMb)} MB after ${orders} orders, ${views} views`,
+			met: rssMb < 250 && orders >= 10_000 && views >= 100_000,
+		});
+	}
+	return out;
+}
+
+function targetTable(r: BenchResults, t: TargetResult): string {
+	const raw = r.raw?.rps;
+	const rows = t.workloads.map(({ name, measure: m, knee }) => {
+		const half = knee?.atHalf;
+		return (
+			`| ${name} | ${m.rps} | ${raw ? (m.rps / raw).toFixed(3) + "×" : "–"} | ${m.p50} / ${m.p99} | ${m.errors} | ` +
+			`${ms(m.cpuMsPerRequest)} | ${knee ? knee.rps : "–"} | ${half ? `${half.measure.p99} ms at ${half.rate}/s` : "–"} | ${num(m.rssMb)} |`
+		);
+	});
+	return [
+		`| workload | rps | × raw | p50 / p99 ms | failed | CPU ms/req | knee rps (p99 < ${r.settings.p99BoundMs} ms) | p99 at ½ max | RSS MB |`,
+		"|---|---|---|---|---|---|---|---|---|",
+		...rows,
+	].join("\n");
+}
+
+/** CPU ms per request of each process, per workload: also the cores each needs per 1,000 requests/s. */
+function cpuTable(t: TargetResult): string {
+	const labels = t.processes.map(p => p.label);
+	return [
+		`| workload | ${labels.join(" | ")} |`,
+		`|---|${labels.map(() => "---").join("|")}|`,
+		...t.workloads.map(
+			w =>
+				`| ${w.name} | ${labels.map(l => ms(w.measure.processes.find(p => p.label === l)?.cpuMsPerRequest)).join(" | ")} |`,
+		),
+	].join("\n");
+}
+
+function scalingSection(t: TargetResult): string {
+	const s = t.scaling!;
+	const labels = s.two.processes.map(p => p.label);
+	const cpu = (m: Measure, label: string) => ms(m.processes.find(p => p.label === label)?.cpuMsPerRequest);
+	const pricing = (m: Measure) =>
+		m.processes.filter(p => p.label.startsWith("pricing")).reduce((sum, p) => sum + (p.cpuMsPerRequest ?? 0), 0);
+	return [
+		`Scaling by brokers — ${s.workload}, bound by the stateless pricing service:`,
+		"",
+		"| pricing replicas | rps | p50 / p99 ms | failed | " + labels.map(l => `${l} CPU ms/req`).join(" | ") + " |",
+		`|---|---|---|---|${labels.map(() => "---").join("|")}|`,
+		...[
+			["1", s.one],
+			["2", s.two],
+		].map(
+			([n, m]) =>
+				`| ${n} | ${(m as Measure).rps} | ${(m as Measure).p50} / ${(m as Measure).p99} | ${(m as Measure).errors} | ` +
+				labels.map(l => cpu(m as Measure, l)).join(" | ") +
+				" |",
+		),
+		"",
+		`Two replicas answer ${num(s.ratio, 2)}× what one does. CPU ms per request is also the cores a process ` +
+			`needs per 1,000 requests/s: per 1,000 quotes/s pricing needs ${pricing(s.two).toFixed(2)} cores ` +
+			`(both replicas together; ${pricing(s.one).toFixed(2)} with one), the gateway ` +
+			`${cpu(s.two, labels.find(l => l === "gateway" || l === "api") ?? "")}, products ${cpu(s.two, "products")}, ` +
+			`NATS ${cpu(s.two, "nats")}. On ${"this machine's"} cores the ratio is bounded by the cores the other ` +
+			"processes and the load generator take; the CPU figures are not.",
+	].join("\n");
+}
+
+export function renderReport(r: BenchResults): string {
+	const st = r.settings;
+	const parts: string[] = [
+		`moleshop bench, ${r.at}: ${r.machine.cores} cores, node ${r.machine.node}; ${st.connections} connections, ` +
+			`${st.seconds} s per workload after ${st.warmupSeconds} s of warm-up; knee: ${st.kneeSteps} steps of ` +
+			`${st.kneeSeconds} s at constant arrival rates, bisected from half the fixed-concurrency rate; store: ` +
+			`${st.products ? `${st.products} generated products` : "the demo catalog"}, ${st.orders} seeded orders. ` +
+			`Total run time ${r.totalSeconds} s.`,
+	];
+	if (r.raw) {
+		parts.push(
+			`raw node http (the limit): ${r.raw.rps} rps, p50 / p99 ${r.raw.p50} / ${r.raw.p99} ms, ` +
+				`${ms(r.raw.cpuMsPerRequest)} CPU ms/req.`,
+		);
+	}
+	for (const t of r.targets) {
+		const title = t.name === "node" ? "One node (every service, embedded store)" : `NATS cluster (${st.cluster})`;
+		parts.push(`### ${title}, ready in ${t.readySeconds.toFixed(1)} s\n\n${targetTable(r, t)}`);
+		parts.push(
+			`CPU ms per request by process (= cores per 1,000 requests/s):\n\n${cpuTable(t)}\n\n` +
+				"| process | RSS MB at the end | ERROR lines | WARN lines |\n|---|---|---|---|\n" +
+				t.processes.map(p => `| ${p.label} | ${num(p.rssMb)} | ${p.errors} | ${p.warnings} |`).join("\n"),
+		);
+		if (t.memory) {
+			parts.push(
+				`One node after ${t.memory.orders} orders and ${t.memory.views} product views: ${num(t.memory.rssMb)} MB RSS.`,
+			);
+		}
+		if (t.scaling) parts.push(scalingSection(t));
+	}
+	const list = checks(r);
+	if (list.length) {
+		parts.push(
+			"### Targets (issue 10)\n\n| target | measured | met |\n|---|---|---|\n" +
+				list.map(c => `| ${c.target} | ${c.measured} | ${c.met ? "met" : "not met"} |`).join("\n"),
+		);
+	}
+	return parts.join("\n\n") + "\n";
+}
