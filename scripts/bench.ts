@@ -41,8 +41,10 @@ import {
 import { ADMIN, prepareShop, QUOTE_WORKLOAD, WORKLOADS, type Fixture, type Workload } from "./bench/shop";
 import { renderReport, type BenchResults, type TargetResult, type WorkloadResult } from "./bench/report";
 
-const TARGETS = ["raw", "node", "cluster"] as const;
+const TARGETS = ["raw", "node", "cluster", "seeded"] as const;
 type TargetName = (typeof TARGETS)[number];
+/** What runs by default: `seeded` (issue 10, item 4) is asked for by name. */
+const DEFAULT_TARGETS: TargetName[] = ["raw", "node", "cluster"];
 /** Extra phases, selected like workloads: the node's memory after many orders and views, the cluster's scaling. */
 const PHASES = ["memory", "scaling"];
 
@@ -53,14 +55,14 @@ function settings(env: NodeJS.ProcessEnv = process.env) {
 		if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number`);
 		return value;
 	};
-	const list = (name: string, all: readonly string[]) => {
-		const chosen = (env[name] || all.join(",")).split(",").map(s => s.trim());
+	const list = (name: string, all: readonly string[], defaults = all) => {
+		const chosen = (env[name] || defaults.join(",")).split(",").map(s => s.trim());
 		const unknown = chosen.filter(s => !all.includes(s));
 		if (unknown.length) throw new Error(`${name}: unknown ${unknown.join(", ")} (one of ${all.join(", ")})`);
 		return chosen;
 	};
 	return {
-		targets: list("BENCH_TARGETS", TARGETS) as TargetName[],
+		targets: list("BENCH_TARGETS", TARGETS, DEFAULT_TARGETS) as TargetName[],
 		workloads: list("BENCH_WORKLOADS", [...WORKLOADS.map(w => w.key), ...PHASES]),
 		seconds: number("BENCH_SECONDS", 8),
 		warmupSeconds: number("BENCH_WARMUP_SECONDS", 2),
@@ -69,8 +71,13 @@ function settings(env: NodeJS.ProcessEnv = process.env) {
 		kneeSeconds: number("BENCH_KNEE_SECONDS", 5),
 		p99BoundMs: number("BENCH_P99_MS", 50),
 		customers: number("BENCH_CUSTOMERS", 64),
-		products: number("BENCH_PRODUCTS", 0),
-		orders: number("BENCH_ORDERS", 0),
+		/** The store of `node` and `cluster` (0 and 0: an empty shop with the demo catalog). */
+		store: { products: number("BENCH_PRODUCTS", 0), orders: number("BENCH_ORDERS", 0) },
+		/** The store of `seeded`: one node next to `node` of the same run, for issue 10's item 4. */
+		seededStore: {
+			products: number("BENCH_SEEDED_PRODUCTS", 20_000),
+			orders: number("BENCH_SEEDED_ORDERS", 100_000),
+		},
 		cluster: (env.BENCH_CLUSTER || "bench") as "bench" | "full",
 		memoryOrders: number("BENCH_MEMORY_ORDERS", 10_000),
 		memoryViews: number("BENCH_MEMORY_VIEWS", 100_000),
@@ -78,6 +85,7 @@ function settings(env: NodeJS.ProcessEnv = process.env) {
 }
 
 export type Settings = ReturnType<typeof settings>;
+type Store = Settings["store"];
 
 /** The cluster of issue 10: label and SERVICES of each node. */
 const BENCH_CLUSTER = [
@@ -135,29 +143,31 @@ const shopEnv = (dataDir: string, namespace: string) => ({
 	ADMIN_PASSWORD: ADMIN.password,
 });
 
-/** A fresh data folder, with a shop of BENCH_PRODUCTS products and BENCH_ORDERS orders written into it (scripts/seed.ts). */
-async function seeded(s: Settings, name: string): Promise<string> {
+/** A fresh data folder, with a shop of `store` written into it unless it is empty (scripts/seed.ts). */
+async function seeded(store: Store, name: string): Promise<string> {
 	const dataDir = tempDir(`${name}-data`);
-	if (s.products || s.orders) {
+	if (store.products || store.orders) {
 		const started = Date.now();
-		await seedStore(dataDir, { products: s.products, orders: s.orders });
-		log(`${name}: seeded ${s.products} products and ${s.orders} orders in ${(Date.now() - started) / 1000} s`);
+		await seedStore(dataDir, store);
+		log(
+			`${name}: seeded ${store.products} products and ${store.orders} orders in ${(Date.now() - started) / 1000} s`,
+		);
 	}
 	return dataDir;
 }
 
-async function startOneNode(s: Settings, logDir: string): Promise<Target> {
-	const dataDir = await seeded(s, "node");
+async function startOneNode(name: "node" | "seeded", store: Store, logDir: string): Promise<Target> {
+	const dataDir = await seeded(store, name);
 	const port = await freePort();
-	const proc = startNode("node", { ...shopEnv(dataDir, `bench-node-${process.pid}`), PORT: String(port) }, logDir);
+	const proc = startNode(name, { ...shopEnv(dataDir, `bench-${name}-${process.pid}`), PORT: String(port) }, logDir);
 	running.push(proc);
 	const api = `http://127.0.0.1:${port}`;
 	await waitReady(`${api}/ready`);
-	return { name: "node", api, procs: [proc], readySeconds: (Date.now() - proc.spawnedAt) / 1000, dirs: [dataDir] };
+	return { name, api, procs: [proc], readySeconds: (Date.now() - proc.spawnedAt) / 1000, dirs: [dataDir] };
 }
 
 async function startCluster(s: Settings, logDir: string): Promise<Target> {
-	const dataDir = await seeded(s, "cluster");
+	const dataDir = await seeded(s.store, "cluster");
 	const natsDir = tempDir("nats");
 	const spawnedAt = Date.now();
 	const nats = await startNats(natsDir, logDir);
@@ -219,7 +229,7 @@ async function runWorkload(s: Settings, target: Target, workload: Workload, fixt
 		knee.steps.forEach(step => seen(step.measure));
 		log(
 			`${target.name} | ${workload.name}: knee ${knee.rps} rps ` +
-				`(${knee.steps.map(st => `${st.rate}/s p99 ${st.measure.p99} ${st.ok ? "ok" : "no"}`).join(", ")})`,
+				`(${knee.steps.map(st => `${st.rate}/s: ${st.achieved}/s p99 ${st.measure.p99} ${st.ok ? "ok" : "no"}`).join(", ")})`,
 		);
 	}
 	return { key: workload.key, name: workload.name, measure, knee };
@@ -254,11 +264,12 @@ async function scalingPhase(s: Settings, target: Target, fixture: Fixture) {
 	return { workload: QUOTE_WORKLOAD.name, one, two, ratio: one.rps ? two.rps / one.rps : null };
 }
 
-async function benchTarget(s: Settings, name: "node" | "cluster", logDir: string): Promise<TargetResult> {
+async function benchTarget(s: Settings, name: "node" | "cluster" | "seeded", logDir: string): Promise<TargetResult> {
 	log(`${name}: starting`);
-	const target = name === "node" ? await startOneNode(s, logDir) : await startCluster(s, logDir);
+	const store = name === "seeded" ? s.seededStore : s.store;
+	const target = name === "cluster" ? await startCluster(s, logDir) : await startOneNode(name, store, logDir);
 	log(`${name}: ready in ${target.readySeconds.toFixed(1)} s; signing up ${s.customers} customers`);
-	const result: TargetResult = { name, readySeconds: target.readySeconds, workloads: [], processes: [] };
+	const result: TargetResult = { name, store, readySeconds: target.readySeconds, workloads: [], processes: [] };
 	try {
 		const fixture = await prepareShop(target.api, s.customers);
 		for (const workload of WORKLOADS.filter(w => s.workloads.includes(w.key))) {
@@ -270,7 +281,9 @@ async function benchTarget(s: Settings, name: "node" | "cluster", logDir: string
 			result.scaling = await scalingPhase(s, target, fixture);
 	} finally {
 		const last = result.workloads.at(-1)?.measure.processes ?? [];
-		// The nodes first, then NATS (as npm run cluster stops them): no node logs a lost connection.
+		// The gateway first (no request is left to fail), then the other nodes, then NATS (no node logs a lost connection).
+		const gateway = target.procs.filter(proc => proc.label === "gateway" || proc.label === "api");
+		await stopProcesses(gateway);
 		await stopProcesses(target.procs.filter(proc => proc.label !== "nats"));
 		await stopProcesses(target.procs);
 		result.processes = target.procs.map(proc => ({
@@ -303,7 +316,7 @@ async function main() {
 		log(`raw: ${results.raw.rps} rps, p99 ${results.raw.p99} ms`);
 		await stopProcesses(raw.procs);
 	}
-	for (const name of ["node", "cluster"] as const) {
+	for (const name of ["node", "seeded", "cluster"] as const) {
 		if (s.targets.includes(name)) results.targets.push(await benchTarget(s, name, logDir));
 	}
 	results.totalSeconds = Math.round((Date.now() - startedAt) / 1000);

@@ -127,6 +127,8 @@ function measureProcess(label: string, before: Usage | null, after: Usage | null
 
 export interface KneeStep {
 	rate: number;
+	/** Requests per second over the time the connections were sending (after PACED_START_MS). */
+	achieved: number;
 	connections: number;
 	measure: Measure;
 	ok: boolean;
@@ -142,8 +144,7 @@ export interface Knee {
 
 /**
  * Bisect the arrival rate between 0 and `max` (the fixed-concurrency rate), starting at half of it.
- * A step passes when its p99 is under `p99BoundMs`, it kept 90% of its rate (the first quarter second
- * sends nothing) and under 1% failed.
+ * A step passes when its p99 is under `p99BoundMs`, it kept 95% of its rate and under 1% failed.
  */
 export async function findKnee(
 	opts: Omit<LoadOptions, "rate" | "connections" | "amount">,
@@ -159,8 +160,9 @@ export async function findKnee(
 		const rate = Math.max(1, Math.round((low + high) / 2));
 		const connections = Math.min(pacedConnections(rate, connectionFloor), rate);
 		const measure = await runLoad({ ...opts, rate, connections });
-		const ok = measure.p99 < p99BoundMs && measure.rps >= 0.9 * rate && measure.errors <= 0.01 * measure.requests;
-		tried.push({ rate, connections, measure, ok });
+		const achieved = Math.round(measure.requests / Math.max(0.5, opts.seconds - PACED_START_MS / 1000));
+		const ok = measure.p99 < p99BoundMs && achieved >= 0.95 * rate && measure.errors <= 0.01 * measure.requests;
+		tried.push({ rate, achieved, connections, measure, ok });
 		if (ok) low = rate;
 		else high = rate;
 	}

@@ -12,7 +12,9 @@ export interface WorkloadResult {
 }
 
 export interface TargetResult {
-	name: "node" | "cluster";
+	name: "node" | "cluster" | "seeded";
+	/** What the store held at the start (0 and 0: the demo catalog). */
+	store: { products: number; orders: number };
 	readySeconds: number;
 	workloads: WorkloadResult[];
 	/** RSS of all the target's processes after the shop mix. */
@@ -32,8 +34,6 @@ export interface BenchResults {
 		kneeSteps: number;
 		kneeSeconds: number;
 		p99BoundMs: number;
-		products: number;
-		orders: number;
 		cluster: string;
 	};
 	raw: Measure | null;
@@ -76,7 +76,7 @@ function checks(r: BenchResults): Check[] {
 		const p99 = half.measure.p99;
 		out.push({
 			target: `${label}: p99 ${strict ? "<" : "≤"} ${bound} ms at half the max rate`,
-			measured: `${p99} ms at ${half.rate}/s (${half.measure.rps} achieved)`,
+			measured: `${p99} ms at ${half.rate}/s (${half.achieved}/s achieved)`,
 			met: (strict ? p99 < bound : p99 <= bound) && half.ok,
 		});
 	};
@@ -106,6 +106,24 @@ function checks(r: BenchResults): Check[] {
 			met: cluster.readySeconds < 5,
 		});
 	}
+	const seeded = r.targets.find(t => t.name === "seeded");
+	if (node && seeded) {
+		const size = `${seeded.store.orders} orders, ${seeded.store.products} products`;
+		const within = (key: string, what: string, of: (m: Measure) => number, higherIsWorse: boolean) => {
+			const empty = workload(node, key)?.measure;
+			const full = workload(seeded, key)?.measure;
+			if (!empty || !full) return;
+			const x = of(full) / Math.max(of(empty), 1);
+			out.push({
+				target: `${what} with ${size} within 20% of the empty shop's`,
+				measured: `${of(full)} vs ${of(empty)} (${x.toFixed(2)}×)`,
+				met: higherIsWorse ? x <= 1.2 : x >= 0.8,
+			});
+		};
+		within("checkout", "checkout rate", m => m.rps, false);
+		within("page", "products page p99", m => m.p99, true);
+		within("search", "products search p99", m => m.p99, true);
+	}
 	if (node?.memory?.rssMb != null) {
 		const { orders, views, rssMb } = node.memory;
 		out.push({
@@ -127,7 +145,7 @@ function targetTable(r: BenchResults, t: TargetResult): string {
 		);
 	});
 	return [
-		`| workload | rps | × raw | p50 / p99 ms | failed | CPU ms/req | knee rps (p99 < ${r.settings.p99BoundMs} ms) | p99 at ½ max | RSS MB |`,
+		`| workload | rps | × raw | p50 / p99 ms | failed | CPU ms/req | knee rps (p99 < ${r.settings.p99BoundMs} ms) | p99 at ½ max | RSS MB (all) |`,
 		"|---|---|---|---|---|---|---|---|---|",
 		...rows,
 	].join("\n");
@@ -181,8 +199,7 @@ export function renderReport(r: BenchResults): string {
 	const parts: string[] = [
 		`moleshop bench, ${r.at}: ${r.machine.cores} cores, node ${r.machine.node}; ${st.connections} connections, ` +
 			`${st.seconds} s per workload after ${st.warmupSeconds} s of warm-up; knee: ${st.kneeSteps} steps of ` +
-			`${st.kneeSeconds} s at constant arrival rates, bisected from half the fixed-concurrency rate; store: ` +
-			`${st.products ? `${st.products} generated products` : "the demo catalog"}, ${st.orders} seeded orders. ` +
+			`${st.kneeSeconds} s at constant arrival rates, bisected from half the fixed-concurrency rate. ` +
 			`Total run time ${r.totalSeconds} s.`,
 	];
 	if (r.raw) {
@@ -192,7 +209,12 @@ export function renderReport(r: BenchResults): string {
 		);
 	}
 	for (const t of r.targets) {
-		const title = t.name === "node" ? "One node (every service, embedded store)" : `NATS cluster (${st.cluster})`;
+		const store =
+			t.store.products || t.store.orders ? `${t.store.products} products, ${t.store.orders} orders` : "";
+		const title =
+			t.name === "cluster"
+				? `NATS cluster (${st.cluster} topology${store && `, ${store}`})`
+				: `One node (every service, embedded store${store ? `: ${store}` : ", empty shop"})`;
 		parts.push(`### ${title}, ready in ${t.readySeconds.toFixed(1)} s\n\n${targetTable(r, t)}`);
 		parts.push(
 			`CPU ms per request by process (= cores per 1,000 requests/s):\n\n${cpuTable(t)}\n\n` +
