@@ -83,8 +83,28 @@ function pace(ratePerConnection: number) {
 	};
 }
 
-/** Run a load and measure the processes meanwhile. */
+/** Below this share of one core (all measured processes together) a target counts as idle. */
+const IDLE_CORES = 0.15;
+const SETTLE_SAMPLE_MS = 500;
+const SETTLE_MAX_MS = 10_000;
+
+/**
+ * Wait until the processes are idle — what the previous run left them to do (events still being
+ * handled, outboxes relayed) is done — so that it is not measured as this run's; at most SETTLE_MAX_MS.
+ */
+export async function settle(procs: Proc[]): Promise<void> {
+	const deadline = Date.now() + SETTLE_MAX_MS;
+	const cpu = () => procs.reduce((sum, proc) => sum + (usage(proc.pid)?.cpuSeconds ?? 0), 0);
+	for (;;) {
+		const before = cpu();
+		await new Promise(resolve => setTimeout(resolve, SETTLE_SAMPLE_MS));
+		if ((cpu() - before) / (SETTLE_SAMPLE_MS / 1000) < IDLE_CORES || Date.now() > deadline) return;
+	}
+}
+
+/** Run a load, once the processes are idle, and measure them meanwhile. */
 export async function runLoad(opts: LoadOptions): Promise<Measure> {
+	await settle(opts.procs);
 	const before = opts.procs.map(proc => usage(proc.pid));
 	const result = await autocannon({
 		url: opts.url,
