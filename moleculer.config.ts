@@ -13,7 +13,8 @@
  *   CircuitBreaker in the middleware list below; Moleculer's default order hides them, moleculer#1202),
  *   the node itself refusing the call (its own circuit is open, or it is stopping), or an error that
  *   is not Moleculer's, such as a store's (platform/errors.ts, isEndpointFailure).
- * - bulkhead: set on the actions that call slow dependencies (password hashing), see users.
+ * - bulkhead: set on the actions that call slow dependencies (password hashing), see users; the
+ *   consumers of the default mode's events queue without bound rather than drop an event.
  * - heartbeats every 2 s, a silent node is dropped after 6 s.
  * - tracking: a stopping node first announces it has no services, then finishes its in-flight
  *   requests (up to 10 s) before it leaves; requests that still reach it are refused with a
@@ -69,7 +70,10 @@ const brokerConfig: BrokerOptions = {
 		// A refusal counts only when the called node refused for itself (data.nodeID), not for a service it calls.
 		check: isEndpointFailure,
 	},
-	bulkhead: { enabled: false, concurrency: 10, maxQueueSize: 100 },
+	// Defaults for the bulkheads actions and events turn on. The queue has no bound (0) unless the action
+	// sets one (users does): in the default mode a channel consumer is an event handler with a bulkhead of
+	// its maxInFlight, and an event refused by a full queue there would be lost (it lives only in memory).
+	bulkhead: { enabled: false, concurrency: 10, maxQueueSize: 0 },
 	heartbeatInterval: 2,
 	heartbeatTimeout: 6,
 	tracking: { enabled: true, shutdownTimeout: 10_000 },

@@ -4,7 +4,9 @@ import { mongo } from "mongoose";
 import { isClientRefusal, isEndpointFailure, isNotFound } from "../../platform/errors";
 import { notFound } from "../../contracts/errors";
 import { HealthEndpoint } from "../../platform/middlewares/health-endpoint";
-import { freePort } from "../helpers/process";
+import { freePort, waitFor } from "../helpers/process";
+import brokerConfig from "../../moleculer.config";
+import { CONSUMER } from "../../platform/channels";
 
 describe("HealthEndpoint", () => {
 	it("answers /health while the broker runs, and stops with it", async () => {
@@ -28,6 +30,38 @@ describe("HealthEndpoint", () => {
 		} finally {
 			await first.stop();
 			await second.stop().catch(() => undefined);
+		}
+	});
+});
+
+describe("events in the default mode (no NATS)", () => {
+	it("are all handled under a burst far beyond a consumer's maxInFlight, none refused by a full queue", async () => {
+		const broker = new ServiceBroker({ ...brokerConfig, nodeID: `burst-${process.pid}`, logger: false });
+		const handled = new Set<number>();
+		let inFlight = 0;
+		let mostAtOnce = 0;
+		broker.createService({
+			name: "burst-consumer",
+			channels: {
+				"order.paid": {
+					...CONSUMER,
+					async handler(payload: { n: number }) {
+						mostAtOnce = Math.max(mostAtOnce, ++inFlight);
+						await new Promise(resolve => setTimeout(resolve, 5));
+						inFlight--;
+						handled.add(payload.n);
+					},
+				},
+			},
+		} as any);
+		await broker.start();
+		try {
+			const burst = 10 * (CONSUMER.maxInFlight + 100); // ten times what the bulkhead held with a 100 queue
+			await Promise.all(Array.from({ length: burst }, (_, n) => broker.sendToChannel("order.paid", { n })));
+			await waitFor(async () => handled.size === burst, 30_000, "every event to be handled");
+			expect(mostAtOnce).toBeLessThanOrEqual(CONSUMER.maxInFlight);
+		} finally {
+			await broker.stop();
 		}
 	});
 });
