@@ -6,13 +6,20 @@
  * - requestTimeout: a call to a dead or stuck node fails after 3 s, instead of waiting for the
  *   node to be declared gone; with the retries below a client waits at most about 12 s for a 504.
  * - retryPolicy: retryable errors only (timeouts, a node that left or is stopping, a full queue),
- *   three times with backoff (0.1, 0.2, 0.4 s), each retry balanced to a node again. Actions that
- *   must not run twice (checkout, sign-up, creating and deleting products) turn it off on the action.
+ *   three times with backoff (0.1, 0.2, 0.4 s). Actions that must not run twice (checkout, sign-up,
+ *   creating and deleting products) turn it off on the action. A retry goes to a node that has not
+ *   failed that call yet, and a nested call's retries end within its caller's budget, 0.1 s before
+ *   the caller's own deadline (RetryElsewhere, platform/middlewares/retry-elsewhere.ts: Moleculer
+ *   balances a retry blindly, back to a dead node half the time, and gives each attempt its whole
+ *   timeout again, so carts' retries of a killed pricing replica outlived the gateway's 3 s for carts).
  * - circuitBreaker: per endpoint (node + action); half of at least 5 calls failing within
  *   10 s opens it, one trial call after 5 s. A failure is a 5xx, a timeout (Timeout runs before
  *   CircuitBreaker in the middleware list below; Moleculer's default order hides them, moleculer#1202),
  *   the node itself refusing the call (its own circuit is open, or it is stopping), or an error that
- *   is not Moleculer's, such as a store's (platform/errors.ts, isEndpointFailure).
+ *   is not Moleculer's, such as a store's (platform/errors.ts, isEndpointFailure). A failure stays
+ *   with the node where it happened: Moleculer skips errors raised on a third node, and
+ *   isEndpointFailure skips the call errors a caller passes on about a node it called (carts'
+ *   "pricing.quote timed out on pricing-1" does not count against carts), and skipped calls.
  * - bulkhead: set on the actions that call slow dependencies (password hashing), see users; the
  *   consumers of the default mode's events queue without bound rather than drop an event.
  * - heartbeats every 2 s, a silent node is dropped after 6 s.
@@ -28,6 +35,7 @@ import { channelsMiddleware } from "./platform/channels";
 import { CircuitLogger } from "./platform/middlewares/circuit-logger";
 import { isEndpointFailure } from "./platform/errors";
 import { HealthEndpoint } from "./platform/middlewares/health-endpoint";
+import { RetryElsewhere } from "./platform/middlewares/retry-elsewhere";
 import { replCommands } from "./cluster/repl-commands";
 
 /** NATS when TRANSPORTER is a NATS URL; otherwise Moleculer's built-in TCP transporter, discovering nodes on this host only. */
@@ -93,6 +101,8 @@ const brokerConfig: BrokerOptions = {
 		"ContextTracker",
 		"Timeout",
 		"CircuitBreaker",
+		// Retries go to another node and end within the caller's budget (platform/middlewares/retry-elsewhere.ts).
+		RetryElsewhere,
 		"Retry",
 		"Fallback",
 		"ErrorHandler",

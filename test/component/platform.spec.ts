@@ -123,4 +123,29 @@ describe("refusals and failures", () => {
 		expect(isEndpointFailure(new TypeError("x is undefined"))).toBe(true);
 		expect(isEndpointFailure(storeError())).toBe(true);
 	});
+
+	it("does not count against a caller the call errors it passes on about a node it called, nor a skipped call", () => {
+		/** `err` as it arrives from `raisedOn` (Moleculer sets `nodeID` to the node that sent it). */
+		const from = <E extends Error>(raisedOn: string, err: E) => Object.assign(err, { nodeID: raisedOn });
+		// carts (n1) answering that its call to pricing on n2 timed out, was rejected or found no node: pricing's failure.
+		expect(isEndpointFailure(from("n1", new Errors.RequestTimeoutError({ action: "a.b", nodeID: "n2" })))).toBe(
+			false,
+		);
+		expect(isEndpointFailure(from("n1", new Errors.RequestRejectedError({ action: "a.b", nodeID: "n2" })))).toBe(
+			false,
+		);
+		expect(
+			isEndpointFailure(from("n1", new Errors.ServiceNotAvailableError({ action: "a.b", nodeID: "n2" }))),
+		).toBe(false);
+		// The node about itself: its own handler timed out, or it refuses the call while stopping.
+		expect(isEndpointFailure(from("n1", new Errors.RequestTimeoutError({ action: "c.d", nodeID: "n1" })))).toBe(
+			true,
+		);
+		expect(
+			isEndpointFailure(from("n1", new Errors.ServiceNotAvailableError({ action: "c.d", nodeID: "n1" }))),
+		).toBe(true);
+		// A 5xx raised by the handler of the node that answers still counts against it.
+		expect(isEndpointFailure(from("n1", new Errors.MoleculerServerError("broken", 500, "BROKEN")))).toBe(true);
+		expect(isEndpointFailure(new Errors.RequestSkippedError({ action: "a.b", nodeID: "n1" }))).toBe(false);
+	});
 });

@@ -1,7 +1,7 @@
 /**
  * Request timeouts as configured (moleculer.config.ts, README "Timeouts"): a call gets 3 s unless
  * its action says otherwise, and a call nested inside another gets only what is left of that
- * call's budget — none at all once it is spent. Faults (test/helpers/faults.ts) hold or delay
+ * call's budget — none at all once it is spent, for its retries too. Faults (test/helpers/faults.ts) hold or delay
  * handlers inside their budget; the bounds are loose (a timer never fires early; "before the held
  * handler finished"), the error types are what is asserted.
  */
@@ -11,6 +11,16 @@ import { Faults } from "../helpers/faults";
 import { waitFor } from "../helpers/process";
 import ProductsService from "../../services/products/products.service";
 import CatalogService from "../../services/api/catalog.service";
+
+/** A caller that asks products.get with the default retry policy (the catalog tries its reads once). */
+const OuterService = {
+	name: "outer",
+	actions: {
+		view(ctx: any) {
+			return ctx.call("products.get", { id: ctx.params.id });
+		},
+	},
+};
 
 const faults = new Faults();
 const cluster = new TestCluster(null);
@@ -23,7 +33,7 @@ const settled = (action: string) =>
 	waitFor(async () => faults.active(action) === 0, 20_000, `the runs of ${action} to end`);
 
 beforeAll(async () => {
-	broker = await cluster.start("timeouts", [ProductsService, CatalogService], faults);
+	broker = await cluster.start("timeouts", [ProductsService, CatalogService, OuterService], faults);
 	product = (await broker.call<any, any>("products.list", { pageSize: 1 })).rows[0];
 });
 beforeEach(() => faults.reset());
@@ -66,6 +76,23 @@ describe("a nested call", () => {
 		expect(faults.runs("products.get")).toBe(1); // the catalog tries it once: the caller of catalog.view retries
 		faults.release();
 		await settled("catalog.view");
+	});
+
+	it("is not tried again once its caller's budget is spent: the caller ends with that attempt's timeout", async () => {
+		// outer.view spends 2 s of its 3 s, then asks products.get (retried by default), which does not answer.
+		faults.delay("outer.view", 2_000);
+		faults.hold("products.get");
+		const err: any = await broker.call("outer.view", { id: product.id }, { retries: 0 }).catch(e => e);
+		expect(err).toBeInstanceOf(Errors.RequestTimeoutError);
+		await settled("outer.view");
+		// The first attempt had about the 1 s that was left, and was cut there. Moleculer's Retry would give
+		// a second attempt a whole timeout of its own again; with nothing left of the caller's budget it is
+		// not made (platform/middlewares/retry-elsewhere.ts), so outer.view ended with the attempt's timeout.
+		expect(faults.runsOf("products.get")[0].timeout).toBeLessThan(1_100);
+		expect(faults.runs("products.get")).toBe(1);
+		expect(faults.runsOf("outer.view")[0].error).toBeInstanceOf(Errors.RequestTimeoutError);
+		expect(faults.runsOf("outer.view")[0].error.data).toMatchObject({ action: "products.get" });
+		faults.release();
 	});
 
 	it("is not made at all once its parent's budget is spent: REQUEST_SKIPPED", async () => {
