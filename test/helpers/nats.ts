@@ -4,6 +4,8 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { ServiceBroker } from "moleculer";
+import brokerConfig from "../../moleculer.config";
 import { freePort, waitFor } from "./process";
 
 /** Whether the nats-server binary is on PATH. */
@@ -63,4 +65,20 @@ export async function startNatsServer(): Promise<NatsServer> {
 	};
 	await server.start();
 	return server;
+}
+
+/**
+ * A broker of the test's own on `nats`, in `namespace`, with the real broker options and no services:
+ * it sees the cluster as its nodes do (which nodes serve what), and can call into it.
+ */
+export async function startProbe(nats: NatsServer, namespace: string): Promise<ServiceBroker> {
+	const probe = new ServiceBroker({
+		...brokerConfig,
+		nodeID: `probe-${process.pid}`,
+		namespace,
+		transporter: { type: "NATS", options: { url: nats.url } },
+		logger: false,
+	});
+	await probe.start();
+	return probe;
 }

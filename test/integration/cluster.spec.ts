@@ -13,11 +13,10 @@ import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
-import { ServiceBroker } from "moleculer";
-import brokerConfig from "../../moleculer.config";
+import type { ServiceBroker } from "moleculer";
 import { TOPOLOGY } from "../../cluster/topology";
 import { steadyLoad } from "../helpers/load";
-import { describeWithNats, startNatsServer, type NatsServer } from "../helpers/nats";
+import { describeWithNats, startNatsServer, startProbe, type NatsServer } from "../helpers/nats";
 import { freePort, startNode, startRepl, waitFor, waitUntilReady, type NodeProcess } from "../helpers/process";
 
 const FIXTURES = path.resolve(__dirname, "../fixtures/services");
@@ -117,14 +116,7 @@ describeWithNats("cluster over NATS", () => {
 		apiPort = await freePort();
 		for (const { label, services } of TOPOLOGY.filter(t => t.label !== "api")) start(label, services);
 		start("api", "api,events", { PORT: String(apiPort), LOG_LEVEL: "info" }); // info: the circuit log lines
-		probe = new ServiceBroker({
-			...brokerConfig,
-			nodeID: `probe-${process.pid}`,
-			namespace,
-			transporter: { type: "NATS", options: { url: nats.url } },
-			logger: false,
-		});
-		await probe.start();
+		probe = await startProbe(nats, namespace);
 		await waitUntilReady(apiPort, 90_000);
 		await waitFor(async () => servedBy("pricing").length === 2, 30_000, "two pricing replicas");
 	}, 120_000);
