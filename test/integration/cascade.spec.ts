@@ -87,17 +87,23 @@ describeWithNats("a pricing replica failing under nested load", () => {
 			.filter(line => /Circuit OPEN/.test(line))
 			.slice(-10)
 			.join("\n");
-	function expectNoFailure() {
+	/**
+	 * No failed request, and carts' circuit never opened at the gateway. With `strict`, carts never even
+	 * looked failing to the gateway: no call to it timed out there (a timeout the gateway raises itself counts
+	 * against carts). That holds with one dead replica at a time, whose failed attempt is retried on the live
+	 * one; under churn, where several dead replicas are still registered at once, one request's attempts may
+	 * use up carts' whole budget, and the gateway then counts that one timeout against carts, far below what
+	 * opens its circuit.
+	 */
+	function expectNoFailure(strict: boolean) {
 		const failures = tally();
 		expect({ failures, circuits: Object.keys(failures).length ? circuitLog() : "" }).toEqual({
 			failures: {},
 			circuits: "",
 		});
-		// Nor did carts ever look failing to the gateway: no call to it timed out there (a timeout the gateway
-		// raises itself counts against carts), so pricing's failures did not count against carts at all.
 		const gatewayLog = gateway.output().slice(gatewayLogBefore);
 		expect(gatewayLog).not.toMatch(/Circuit OPEN for 'carts\.get'/);
-		expect(gatewayLog).not.toMatch(/Request 'carts\.get' is timed out/);
+		if (strict) expect(gatewayLog).not.toMatch(/Request 'carts\.get' is timed out/);
 	}
 
 	beforeAll(async () => {
@@ -181,7 +187,7 @@ describeWithNats("a pricing replica failing under nested load", () => {
 			await addReplica();
 			await keepsServing();
 		}
-		expectNoFailure();
+		expectNoFailure(true);
 	}, 240_000);
 
 	it("loses no request when a replica stops with SIGTERM, five times in a row", async () => {
@@ -192,7 +198,7 @@ describeWithNats("a pricing replica failing under nested load", () => {
 			await addReplica();
 			await keepsServing();
 		}
-		expectNoFailure();
+		expectNoFailure(true);
 	}, 180_000);
 
 	it("loses no request while replicas are killed and replaced in quick succession", async () => {
@@ -208,6 +214,6 @@ describeWithNats("a pricing replica failing under nested load", () => {
 		await Promise.all(nodes.filter(node => node.child.signalCode === "SIGKILL").map(exited));
 		await waitFor(async () => pricingNodes().length === 2, 30_000, "the dead replicas to be dropped");
 		await keepsServing();
-		expectNoFailure();
+		expectNoFailure(false);
 	}, 180_000);
 });
