@@ -5,7 +5,9 @@
  *   event type (kept EVENT_RETENTION_DAYS; dead letters until redriven), one
  *   durable consumer per consuming service. A failed handler is redelivered with growing delays; after
  *   `maxRetries` deliveries the message moves to the DEAD_LETTERS stream with
- *   the error that stopped it, where an admin can inspect and redrive it.
+ *   the error that stopped it, where an admin can inspect and redrive it, unless
+ *   the failure was transient (a dependency not available or timing out): that
+ *   message is redelivered until it succeeds.
  * - Default mode: the channels' Fake adapter, i.e. Moleculer's balanced
  *   events over the built-in transporter. Events flow between nodes with no
  *   infrastructure, but there are no redeliveries and no dead letters.
@@ -68,6 +70,15 @@ interface Channel {
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
+/**
+ * A failure of the moment, not of the message: a retryable Moleculer error (a service the handler
+ * calls is not available, a call timed out), as after a NATS outage, when the consumers resume before
+ * the nodes have found each other again. Such a message is redelivered (1 s, 2 s, … every 30 s at
+ * most) until it succeeds, however many times; only a message that fails otherwise is dead-lettered
+ * after `maxRetries` deliveries.
+ */
+const isTransient = (error: unknown) => (error as { retryable?: unknown } | null)?.retryable === true;
+
 export class JetStreamAdapter extends NatsAdapter {
 	/** The channels whose streams exist before anyone publishes or subscribes. */
 	private readonly channelNames: readonly string[];
@@ -104,7 +115,7 @@ export class JetStreamAdapter extends NatsAdapter {
 			} catch (error) {
 				this.metricsIncrement("moleculer.channels.messages.errors.total", chan);
 				const deliveries = message.info.redeliveryCount;
-				if (deliveries < chan.maxRetries) {
+				if (deliveries < chan.maxRetries || isTransient(error)) {
 					this.logger.warn(
 						`'${chan.name}' handler of ${chan.group} failed (delivery ${deliveries}), retrying: ${messageOf(error)}`,
 					);
