@@ -13,6 +13,7 @@
  *   infrastructure, but there are no redeliveries and no dead letters.
  */
 import { Adapters, Middleware as ChannelsMiddleware } from "@moleculer/channels";
+import type { Service, ServiceBroker } from "moleculer";
 import type { JsMsg, StreamInfo } from "nats";
 import { config } from "./config";
 
@@ -222,5 +223,45 @@ export function channelsMiddleware(channelNames: readonly string[], transporter 
 				channelNames,
 			)
 		: "Fake";
-	return ChannelsMiddleware({ adapter } as Parameters<typeof ChannelsMiddleware>[0]);
+	const channels = ChannelsMiddleware({ adapter } as Parameters<typeof ChannelsMiddleware>[0]) as ChannelsHooks;
+	return { ...channels, stopping: (broker: ServiceBroker) => drainChannels(broker, channels) };
+}
+
+/** The hooks of the channels middleware this module uses. */
+interface ChannelsHooks {
+	name: string;
+	serviceStopping(svc: Service): Promise<void>;
+}
+
+/**
+ * What a service hands over when its node begins to stop, before the channels drain: events it holds
+ * in memory are published (catalog's view counts) and its outbox relay stops, so that what is written
+ * from then on waits in the outbox for the next start instead of reaching consumers that are leaving.
+ */
+export interface EventHandover {
+	handOverEvents(): Promise<void>;
+}
+
+const handsOverEvents = (svc: Service): svc is Service & EventHandover =>
+	typeof (svc as Partial<EventHandover>).handOverEvents === "function";
+
+/**
+ * A node's graceful stop, before any service stops (Moleculer stops them all at once): every service
+ * hands over its events, then every consumer finishes the messages it holds — a burst queued in the
+ * default mode included — while the services its handlers call are still running. Without this, the
+ * handlers of messages still queued ran against services that had stopped already ("The embedded
+ * store is not connected"), and in the default mode those events were lost.
+ */
+async function drainChannels(broker: ServiceBroker, channels: ChannelsHooks) {
+	const services = [...broker.services]; // consumers leave the list as they drain
+	await Promise.all(services.filter(handsOverEvents).map(svc => svc.handOverEvents()));
+	await Promise.all(
+		services.map(svc =>
+			channels
+				.serviceStopping(svc)
+				.catch((err: Error) =>
+					broker.logger.warn(`Channels of ${svc.fullName} did not drain cleanly: ${err.message}`),
+				),
+		),
+	);
 }

@@ -53,6 +53,8 @@ export interface OutboxMethods {
 	 * them (the periodic pass). Never throws: what cannot be published now waits for the next pass.
 	 */
 	relayOutbox(eventIds?: readonly string[]): Promise<void>;
+	/** The node is stopping: the relay stops (EventHandover, platform/channels.ts). */
+	handOverEvents(): Promise<void>;
 }
 
 /** The outbox's own storage: its field in every document (a mongoose schema part) and its index. */
@@ -121,6 +123,18 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 			return this.relaying;
 		},
 
+		/**
+		 * Stop the relay: let a publish in flight finish, but not wait on a stuck store. What is not
+		 * published stays in the outbox, for the next start.
+		 */
+		async handOverEvents() {
+			this.outboxStopped = true;
+			clearInterval(this.relayTimer);
+			let timer: NodeJS.Timeout | undefined;
+			await Promise.race([this.relaying, new Promise(resolve => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
+			clearTimeout(timer);
+		},
+
 		/** Publish the pending events of the documents matching `query`, each document's in order; stop at the first failure. */
 		async publishOutbox(query: object) {
 			for (;;) {
@@ -159,15 +173,8 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 		this.relayTimer.unref();
 	},
 
-	/**
-	 * Let a publish in flight finish (the channel adapter closes after the services
-	 * stop), but not wait on a stuck store: what is not published stays in the outbox.
-	 */
-	async stopped() {
-		this.outboxStopped = true;
-		clearInterval(this.relayTimer);
-		let timer: NodeJS.Timeout | undefined;
-		await Promise.race([this.relaying, new Promise(resolve => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
-		clearTimeout(timer);
+	/** The relay stops as soon as the node begins to stop, before the channels drain (platform/channels.ts). */
+	stopped() {
+		return this.handOverEvents();
 	},
 };

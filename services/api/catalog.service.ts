@@ -38,6 +38,8 @@ interface CatalogMethods {
 	generation: number;
 	cachedRead<T>(ctx: ShopContext, key: string, action: string, params: object): Promise<T>;
 	publishViews(): Promise<void>;
+	/** The node is stopping: the views counted so far are published while their consumers still run. */
+	handOverEvents(): Promise<void>;
 }
 
 type CatalogThis = Service & CatalogMethods;
@@ -119,6 +121,12 @@ const CatalogService: ServiceSchema<object, object, object, CatalogThis> = {
 				.finally(() => (this.publishingViews = undefined));
 			return this.publishingViews;
 		},
+
+		async handOverEvents() {
+			clearInterval(this.viewsTimer);
+			await this.publishingViews; // then what was counted since
+			await this.publishViews();
+		},
 	},
 
 	created() {
@@ -131,10 +139,9 @@ const CatalogService: ServiceSchema<object, object, object, CatalogThis> = {
 		this.viewsTimer.unref();
 	},
 
-	async stopped() {
-		clearInterval(this.viewsTimer);
-		await this.publishingViews; // then what was counted since
-		await this.publishViews();
+	/** Views counted while the node drained: published to JetStream, which keeps them for the consumers. */
+	stopped() {
+		return this.handOverEvents();
 	},
 };
 

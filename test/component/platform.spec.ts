@@ -7,6 +7,7 @@ import { HealthEndpoint } from "../../platform/middlewares/health-endpoint";
 import { freePort, waitFor } from "../helpers/process";
 import brokerConfig from "../../moleculer.config";
 import { CONSUMER } from "../../platform/channels";
+import { TestCluster } from "../helpers/brokers";
 
 describe("HealthEndpoint", () => {
 	it("answers /health while the broker runs, and stops with it", async () => {
@@ -63,6 +64,58 @@ describe("events in the default mode (no NATS)", () => {
 		} finally {
 			await broker.stop();
 		}
+	});
+});
+
+describe("a node that stops gracefully (default mode)", () => {
+	it("first publishes what services hand over, then handles every queued event while the services its handlers call still run", async () => {
+		let ledgerStopped = false;
+		const recorded = new Set<number>();
+		const failures: string[] = [];
+		const ledger = {
+			name: "ledger",
+			actions: {
+				record(ctx: any) {
+					if (ledgerStopped) throw new Error("ledger already stopped");
+					recorded.add(ctx.params.n);
+				},
+			},
+			stopped() {
+				ledgerStopped = true;
+			},
+		};
+		const counter = {
+			name: "counter",
+			methods: {
+				// What catalog does with its view counts: one last event while the consumers still run.
+				async handOverEvents(this: any) {
+					await this.broker.sendToChannel("order.paid", { n: -1 });
+				},
+			},
+		};
+		const consumer = {
+			name: "consumer",
+			channels: {
+				"order.paid": {
+					...CONSUMER,
+					maxInFlight: 1, // one at a time: between two calls, no call to the ledger is in flight
+					async handler(this: any, payload: { n: number }) {
+						await new Promise(resolve => setTimeout(resolve, 5));
+						await this.broker
+							.call("ledger.record", payload)
+							.catch((err: Error) => failures.push(err.message));
+					},
+				},
+			},
+		};
+		const broker = await new TestCluster(null).start(`drain-${process.pid}`, [ledger, counter, consumer] as any[]);
+		const burst = 200; // a second of work: longer than the broker waits (stopDelay) before its services stop
+		await Promise.all(Array.from({ length: burst }, (_, n) => broker.sendToChannel("order.paid", { n })));
+		await broker.stop(); // right away: nearly all of the burst is still queued
+
+		expect(failures).toEqual([]);
+		expect(recorded.size).toBe(burst + 1);
+		expect(recorded.has(-1)).toBe(true);
 	});
 });
 
