@@ -11,3 +11,11 @@ declare module "@seald-io/nedb/lib/model.js" {
 	/** One document as one datafile line (NeDB's JSON, with its `$$date` form of dates). */
 	export function serialize(doc: object): string;
 }
+
+/** NeDB's index of one field: the adapter keeps its update as the path for a document whose key changes. */
+declare module "@seald-io/nedb/lib/indexes.js" {
+	export default class Index {
+		/** Take the old version(s) out of the index and put the new one(s) in, rolling back on a unique key. */
+		update(oldDoc: object | Array<{ oldDoc: object; newDoc: object }>, newDoc?: object): void;
+	}
+}

@@ -9,6 +9,7 @@ import PricingService from "../../services/pricing/pricing.service";
 import { EmbeddedStoreAdapter } from "../../platform/embedded-store";
 import { DbMixin } from "../../platform/db.mixin";
 import { startBroker } from "../helpers/shop";
+import { config } from "../../platform/config";
 import { itOnEmbeddedStore } from "../helpers/store";
 
 const brokers: ServiceBroker[] = [];
@@ -82,8 +83,13 @@ describe("the store's indexes", () => {
 		mixins: [
 			DbMixin({
 				collection: `indexed_${process.pid}`,
-				schema: { status: String, rank: Number, note: String, tags: [String] },
-				indexes: [{ field: "status" }, { field: "rank" }, { field: "tags" }],
+				schema: { status: String, rank: Number, note: String, tags: [String], code: String },
+				indexes: [
+					{ field: "status" },
+					{ field: "rank" },
+					{ field: "tags" },
+					{ field: "code", unique: true, sparse: true },
+				],
 			}),
 		],
 	};
@@ -146,4 +152,40 @@ describe("the store's indexes", () => {
 			);
 		}
 	});
+
+	// All or nothing across documents is the embedded store's own (MongoDB's updateMany can stop part way).
+	const onTheEmbeddedStore = config.mongoUri ? it.skip : it;
+
+	onTheEmbeddedStore(
+		"finds the current version of every document after a multi-document update, and none after one a unique key refused",
+		async () => {
+			const batch = `batch-${Date.now()}`;
+			for (let i = 0; i < 5; i++)
+				await service.adapter.insert({
+					status: batch,
+					rank: 100 + i,
+					note: "v1",
+					tags: [batch],
+					code: `${batch}-${i}`,
+				});
+			// Keys kept (status, rank, tags, code) in every index: each document's new version takes the old one's place.
+			expect(await service.adapter.updateMany({ status: batch }, { $set: { note: "v2" } })).toBe(5);
+			// A change that gives two documents the same code: refused, and nothing of it stays in any index.
+			await expect(
+				service.adapter.updateMany({ status: batch }, { $set: { note: "v3", code: `${batch}-same` } }),
+			).rejects.toThrow();
+			const byIndex = [
+				{ status: batch },
+				{ rank: { $gte: 100, $lt: 105 } },
+				{ tags: batch },
+				{ code: { $in: [0, 1, 2, 3, 4].map(i => `${batch}-${i}`) } },
+			];
+			for (const query of byIndex) {
+				const found = await service.adapter.find({ query });
+				expect(found.map((d: any) => d.note)).toEqual(["v2", "v2", "v2", "v2", "v2"]);
+			}
+			expect(await service.adapter.count({ query: { code: `${batch}-same` } })).toBe(0);
+			expect(await service.adapter.count({ query: { note: "v3" } })).toBe(0);
+		},
+	);
 });
