@@ -4,6 +4,7 @@
  * The password hash is stored in the `users` collection and never leaves
  * this service: every entity goes through `settings.fields`, which omits it.
  */
+import { createSecretKey, type KeyObject } from "node:crypto";
 import type { Service, ServiceSchema } from "moleculer";
 import argon2 from "argon2";
 import mongoose from "mongoose";
@@ -42,7 +43,11 @@ export interface PublicUser {
 }
 
 interface UsersMethods extends DbMethods, OutboxMethods {
-	jwtSecret: string;
+	/**
+	 * The JWT signing key, made once: given the secret as a string, jsonwebtoken builds a key on every
+	 * token it checks (and first tries, and fails, to read the secret as a public key).
+	 */
+	jwtKey: KeyObject;
 	dummyHash: string;
 	issueToken(user: { id: string; role: Role }): string;
 	ensureAdmin(): Promise<void>;
@@ -223,7 +228,7 @@ const UsersService: ServiceSchema<object, object, object, Service & UsersMethods
 			async handler(ctx: ShopContext<{ token: string }>): Promise<AuthUser | null> {
 				let payload: jwt.JwtPayload;
 				try {
-					payload = jwt.verify(ctx.params.token, this.jwtSecret, { algorithms: ["HS256"] }) as jwt.JwtPayload;
+					payload = jwt.verify(ctx.params.token, this.jwtKey, { algorithms: ["HS256"] }) as jwt.JwtPayload;
 				} catch {
 					return null;
 				}
@@ -239,7 +244,7 @@ const UsersService: ServiceSchema<object, object, object, Service & UsersMethods
 
 	methods: {
 		issueToken(user: { id: string; role: Role }) {
-			return jwt.sign({ role: user.role }, this.jwtSecret, {
+			return jwt.sign({ role: user.role }, this.jwtKey, {
 				algorithm: "HS256",
 				subject: user.id,
 				expiresIn: config.jwtExpiresIn as jwt.SignOptions["expiresIn"],
@@ -289,11 +294,11 @@ const UsersService: ServiceSchema<object, object, object, Service & UsersMethods
 
 	created() {
 		if (config.jwtSecret) {
-			this.jwtSecret = config.jwtSecret;
+			this.jwtKey = createSecretKey(Buffer.from(config.jwtSecret));
 		} else if (config.isProduction) {
 			throw new Error("JWT_SECRET must be set when NODE_ENV=production; refusing to start.");
 		} else {
-			this.jwtSecret = DEV_JWT_SECRET;
+			this.jwtKey = createSecretKey(Buffer.from(DEV_JWT_SECRET));
 			if (!config.isTest)
 				this.logger.warn("JWT_SECRET is not set: using the development secret. Never do this in production.");
 		}
