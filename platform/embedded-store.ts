@@ -226,43 +226,58 @@ function removeByReference(this: EmbeddedIndex, doc: StoredDoc | StoredDoc[]): v
 /** NeDB's own update of an index: for the documents whose key changes. */
 const nedbUpdate = Index.prototype.update as (this: EmbeddedIndex, ...args: [object, object?]) => void;
 
+/** The keys a document is under in an index: none, one, or each distinct element of an array. */
+function keysOf(index: EmbeddedIndex, doc: StoredDoc): Map<unknown, unknown> {
+	const value = getDotValue(doc, index.fieldName);
+	if (value === undefined && index.sparse) return new Map();
+	const values = Array.isArray(value) ? value : [value];
+	return new Map(values.map(key => [keyIdentity(key), key]));
+}
+
 /**
- * Where `change` can take effect in the index by putting the new document in the old one's place: both
- * under the same single key (or, in a sparse index, neither under any). Then nothing in the tree moves.
+ * The keys under which `change` can take effect by putting the new document in the old one's place:
+ * the document is under the same keys before and after (none, in a sparse index, for a field it lacks).
+ * Null when a key changes: then the document must move in the tree.
  */
-function keptKey(index: EmbeddedIndex, { oldDoc, newDoc }: DocChange): { key: unknown } | null {
-	const before = getDotValue(oldDoc, index.fieldName);
-	const after = getDotValue(newDoc, index.fieldName);
-	if (Array.isArray(before) || Array.isArray(after)) return null;
-	if (before === undefined && after === undefined && index.sparse) return { key: undefined };
-	if (before === undefined || after === undefined || compareThings(before, after) !== 0) return null;
-	return { key: before };
+function keptKeys(index: EmbeddedIndex, { oldDoc, newDoc }: DocChange): unknown[] | null {
+	const before = keysOf(index, oldDoc);
+	const after = keysOf(index, newDoc);
+	if (before.size !== after.size) return null;
+	if (before.size === 1) {
+		const [[, old]] = before;
+		const [[, now]] = after;
+		return compareThings(old, now) === 0 && typeof old === typeof now ? [old] : null;
+	}
+	for (const identity of after.keys()) if (!before.has(identity)) return null;
+	return [...before.values()];
 }
 
 /**
  * NeDB's `Index.update` (also its rollback, `revertUpdate`), with the same effect, but a document whose
- * key the change leaves as it was — most indexes on most updates: an order's `userId` and `createdAt` when
- * its status changes — takes its old version's place in that key's list, instead of being taken out of
- * the tree and put back (two walks down an AVL tree, and rebalancing). The documents whose key changed go
- * first, through NeDB's own path, which can still fail on a unique key and then leaves the index as it was.
+ * keys the change leaves as they were — most indexes on most updates: an order's `userId` and `createdAt`
+ * when its status changes, a product's search trigrams when its stock changes — takes its old version's
+ * place in each key's list, instead of being taken out of the tree and put back (two walks down an AVL
+ * tree per key, and rebalancing). The documents whose keys changed go first, through NeDB's own path,
+ * which can still fail on a unique key and then leaves the index as it was.
  */
 function updateInPlace(this: EmbeddedIndex, oldDoc: StoredDoc | DocChange[], newDoc?: StoredDoc): void {
 	const changes = Array.isArray(oldDoc) ? oldDoc : [{ oldDoc, newDoc: newDoc! }];
-	const kept: Array<DocChange & { key: unknown }> = [];
+	const kept: Array<DocChange & { keys: unknown[] }> = [];
 	const moved: DocChange[] = [];
 	for (const change of changes) {
-		const same = keptKey(this, change);
-		if (same) kept.push({ ...change, key: same.key });
+		const keys = keptKeys(this, change);
+		if (keys) kept.push({ ...change, keys });
 		else moved.push(change);
 	}
 	if (moved.length === 1) nedbUpdate.call(this, moved[0].oldDoc, moved[0].newDoc);
 	else if (moved.length > 1) nedbUpdate.call(this, moved);
-	for (const { oldDoc: before, newDoc: after, key } of kept) {
-		if (key === undefined && this.sparse) continue; // in neither version
-		const docs = this.tree.search(key);
-		const at = docs.lastIndexOf(before); // the recent documents are at the end
-		if (at >= 0) docs[at] = after;
-		else nedbUpdate.call(this, before, after);
+	for (const { oldDoc: before, newDoc: after, keys } of kept) {
+		const places = keys.map(key => {
+			const docs = this.tree.search(key);
+			return { docs, at: docs.lastIndexOf(before) }; // the recent documents are at the end
+		});
+		if (places.some(place => place.at < 0)) nedbUpdate.call(this, before, after);
+		else for (const { docs, at } of places) docs[at] = after;
 	}
 }
 
