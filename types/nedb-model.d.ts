@@ -10,6 +10,8 @@ declare module "@seald-io/nedb/lib/model.js" {
 	export function deepCopy<T>(obj: T): T;
 	/** One document as one datafile line (NeDB's JSON, with its `$$date` form of dates). */
 	export function serialize(doc: object): string;
+	/** A datafile line back as a document. */
+	export function deserialize(line: string): object;
 }
 
 /** NeDB's index of one field: the adapter keeps its update as the path for a document whose key changes. */
