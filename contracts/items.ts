@@ -31,3 +31,12 @@ export function mergeItems(items: ItemRequest[]): ItemRequest[] {
 	for (const { productId, quantity } of items) byProduct.set(productId, (byProduct.get(productId) ?? 0) + quantity);
 	return [...byProduct].map(([productId, quantity]) => ({ productId, quantity }));
 }
+
+/**
+ * What products broadcasts as `cache.clean.products` when only the stock of some products changed (a
+ * reservation, a release, a restock). moleculer-db's own broadcast carries nothing: every product may
+ * have changed.
+ */
+export interface ProductsCleaned {
+	productIds: string[];
+}

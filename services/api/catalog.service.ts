@@ -9,7 +9,9 @@
  * node. It holds no data of its own: every change
  * of a product, its fields or its stock, makes products broadcast
  * `cache.clean.products` (moleculer-db), on which this service drops every
- * page it holds; a read that was under way when the change came is not kept
+ * page it holds — or, when a checkout moved the stock of some products, the
+ * pages of those products and the catalog pages, but not the other products'
+ * pages, which stay the shop's hottest reads while it sells; a read that was under way when the change came is not kept
  * (`generation`). The broadcast leaves products before the answer to the
  * change does, so a client that changed a product reads the change.
  *
@@ -17,7 +19,8 @@
  * are published every VIEW_FLUSH_MS as one `product.views` event for analytics:
  * a view writes nothing and publishes nothing by itself.
  */
-import type { Service, ServiceSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import type { ProductsCleaned } from "../../contracts/items";
 import { ViewCounter } from "./view-counter";
 import { domainEvent } from "../../contracts/events";
 import type { ShopContext } from "../../contracts/context";
@@ -74,10 +77,18 @@ const CatalogService: ServiceSchema<object, object, object, CatalogThis> = {
 	},
 
 	events: {
-		/** A product changed (moleculer-db broadcasts it from every products node): drop every cached page. */
-		"cache.clean.products"() {
+		/**
+		 * Products changed (broadcast from every products node): drop every cached page, or, when only the
+		 * stock of some products changed (a checkout), their product pages and every catalog page.
+		 */
+		"cache.clean.products"(ctx: Context<ProductsCleaned | undefined>) {
 			this.generation++;
-			return this.broker.cacher?.clean(`${this.name}.**`);
+			const productIds = ctx.params?.productIds;
+			if (!productIds) return this.broker.cacher?.clean(`${this.name}.**`);
+			return this.broker.cacher?.clean([
+				`${this.name}.list:**`,
+				...productIds.map(id => `${this.name}.product:${id}`),
+			]);
 		},
 	},
 

@@ -22,7 +22,7 @@ import { config } from "../../platform/config";
 import { conflict } from "../../contracts/errors";
 import { domainEvent } from "../../contracts/events";
 import type { ShopContext } from "../../contracts/context";
-import { type ItemRequest, itemsParam, mergeItems } from "../../contracts/items";
+import { type ItemRequest, itemsParam, mergeItems, type ProductsCleaned } from "../../contracts/items";
 import { idParam } from "../../platform/params";
 import type { ActionsFor } from "../../platform/schema";
 import type { ProductsThis } from "./products.service";
@@ -66,6 +66,12 @@ export interface InventoryMethods {
 	takeStock(orderId: string, items: ItemRequest[]): Promise<ItemRequest[]>;
 	takeLine(orderId: string, item: ItemRequest): Promise<boolean>;
 	returnStock(orderId: string, items: ItemRequest[]): Promise<ItemRequest[]>;
+	/**
+	 * The stock of these products may have changed: every node drops what it cached of products (as
+	 * moleculer-db's `clearCache` has them do), and each gateway's catalog drops its pages of these
+	 * products and its lists, but keeps the pages of every other product.
+	 */
+	stockChanged(items: ItemRequest[]): Promise<void>;
 }
 
 /**
@@ -99,7 +105,7 @@ export const inventoryActions: ActionsFor<ProductsThis> = {
 				}
 				return { orderId, items };
 			} finally {
-				await this.clearCache();
+				await this.stockChanged(items);
 			}
 		},
 	},
@@ -116,7 +122,7 @@ export const inventoryActions: ActionsFor<ProductsThis> = {
 				const returned = await this.returnStock(ctx.params.orderId, byProductId(ctx.params.items));
 				return { orderId: ctx.params.orderId, items: returned };
 			} finally {
-				await this.clearCache();
+				await this.stockChanged(ctx.params.items);
 			}
 		},
 	},
@@ -169,7 +175,7 @@ export const inventoryActions: ActionsFor<ProductsThis> = {
 				}
 				return { orderId: ctx.params.orderId, items: restocked };
 			} finally {
-				await this.clearCache();
+				await this.stockChanged(ctx.params.items);
 			}
 		},
 	},
@@ -177,6 +183,12 @@ export const inventoryActions: ActionsFor<ProductsThis> = {
 
 /** How stock moves, one conditional atomic update at a time. */
 export const inventoryMethods: InventoryMethods & ThisType<ProductsThis> = {
+	async stockChanged(items: ItemRequest[]) {
+		const productIds = [...new Set(items.map(item => item.productId))];
+		this.broker.broadcast("cache.clean.products", { productIds } satisfies ProductsCleaned);
+		await this.broker.cacher?.clean(`${this.fullName}.**`);
+	},
+
 	/** Take each line (see takeLine). Stops at the first short line; returns the lines the order now holds. */
 	async takeStock(orderId: string, items: ItemRequest[]) {
 		const held: ItemRequest[] = [];

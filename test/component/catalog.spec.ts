@@ -50,6 +50,29 @@ describe("product pages", () => {
 		await expect(view(id)).rejects.toMatchObject({ code: 404, type: "NOT_FOUND" });
 	});
 
+	it("of other products stay cached when a checkout moves one product's stock, and catalog pages show it", async () => {
+		const [moved, other] = [await product(), await product()];
+		await view(moved.id);
+		await view(other.id);
+		const page = () => broker.call<any, any>("catalog.list", { category: "catalog", pageSize: 100 });
+		await page();
+		faults.reset();
+		await broker.call("products.reserveStock", {
+			orderId: "cat-order-2",
+			items: [{ productId: moved.id, quantity: 1 }],
+		});
+		expect(await view(moved.id)).toMatchObject({ stock: 4 });
+		expect(await view(other.id)).toMatchObject({ stock: 5 });
+		expect(faults.runs("products.get")).toBe(1); // the moved product only
+		expect((await page()).rows.find((row: any) => row.id === moved.id)).toMatchObject({ stock: 4 });
+		await broker.call("products.releaseStock", {
+			orderId: "cat-order-2",
+			items: [{ productId: moved.id, quantity: 1 }],
+		});
+		expect(await view(moved.id)).toMatchObject({ stock: 5 });
+		expect(faults.runs("products.get")).toBe(2);
+	});
+
 	it("do not keep a read that was under way when the product changed", async () => {
 		const { id } = await product();
 		const before = await broker.call<any, any>("products.get", { id });
