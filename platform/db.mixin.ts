@@ -261,6 +261,13 @@ function hasMethod<K extends string>(value: unknown, name: K): value is Record<K
 /** The string form of an ObjectId, exactly as the store answers it (lowercase). */
 const OBJECT_ID = /^[0-9a-f]{24}$/;
 
+/** Whether any action of the service keeps its answers in the cacher. */
+function cachesReads(schema: Partial<ServiceSchema>): boolean {
+	return Object.values(schema.actions ?? {}).some(
+		action => typeof action === "object" && action !== null && !!(action as { cache?: unknown }).cache,
+	);
+}
+
 /** Services on this process that use the one shared mongoose connection. */
 let mongoServices = 0;
 
@@ -312,6 +319,17 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			async findEntity(id: string) {
 				if (!this.isValidId(id)) return null;
 				return (await this.adapter.findById(this.decodeID(id))) ?? null;
+			},
+
+			/**
+			 * moleculer-db's `clearCache`, for a service with cached reads only: one with none (orders,
+			 * payments, invoices…) has nothing to drop on any node, and broadcasts nothing (twice per order
+			 * from orders alone, to every node of the cluster).
+			 */
+			clearCache() {
+				if (!cachesReads(this.schema)) return Promise.resolve();
+				this.broker.broadcast(`cache.clean.${this.fullName}`);
+				return this.broker.cacher?.clean(`${this.fullName}.**`) ?? Promise.resolve();
 			},
 
 			/** Ids leave as strings (moleculer-db hands out MongoDB's ObjectIds as they are). */
@@ -377,16 +395,20 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			},
 		},
 
-		events: {
-			/**
-			 * moleculer-db broadcasts `cache.clean.<service>` when entities change:
-			 * every replica of the service drops its cached reads, not just the writer.
-			 */
-			"cache.clean.*"(ctx: Context) {
-				if (this.broker.cacher && ctx.eventName === `cache.clean.${this.fullName}`) {
-					return this.broker.cacher.clean(`${this.fullName}.**`);
-				}
-			},
+		/**
+		 * moleculer-db broadcasts `cache.clean.<service>` when entities change: every replica of a
+		 * service with cached reads drops them, not just the writer. Each such service listens to its
+		 * own broadcast only (a `cache.clean.*` listener in every service made one broadcast ten
+		 * deliveries on a node, nine of them to services that ignored it).
+		 */
+		merged(merged: ServiceSchema) {
+			if (!cachesReads(merged)) return;
+			merged.events = {
+				...merged.events,
+				[`cache.clean.${merged.name}`](this: Service) {
+					return this.broker.cacher?.clean(`${this.fullName}.**`);
+				},
+			};
 		},
 
 		async afterConnected(this: DbServiceThis) {

@@ -20,6 +20,8 @@ declare module "moleculer" {
 		adapter?: unknown;
 		/** mongoose model for moleculer-db-adapter-mongoose. */
 		model?: unknown;
+		/** Moleculer's hook on the schema once its mixins are merged (called with the service as `this`). */
+		merged?: (this: TThis, schema: ServiceSchema) => void;
 		/** moleculer-db hook, called after the adapter connected. */
 		afterConnected?: (this: TThis) => Promise<void> | void;
 		/** @moleculer/channels consumers: channel name → options and handler(payload, raw message). */

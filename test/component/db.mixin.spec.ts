@@ -9,7 +9,6 @@ import PricingService from "../../services/pricing/pricing.service";
 import { EmbeddedStoreAdapter } from "../../platform/embedded-store";
 import { DbMixin } from "../../platform/db.mixin";
 import { startBroker } from "../helpers/shop";
-import { config } from "../../platform/config";
 import { itOnEmbeddedStore } from "../helpers/store";
 
 const brokers: ServiceBroker[] = [];
@@ -153,11 +152,9 @@ describe("the store's indexes", () => {
 		}
 	});
 
-	// All or nothing across documents is the embedded store's own (MongoDB's updateMany can stop part way).
-	const onTheEmbeddedStore = config.mongoUri ? it.skip : it;
-
-	onTheEmbeddedStore(
+	itOnEmbeddedStore(
 		"finds the current version of every document after a multi-document update, and none after one a unique key refused",
+		"MongoDB's updateMany can stop part way: all or nothing across documents is the embedded store's own",
 		async () => {
 			const batch = `batch-${Date.now()}`;
 			for (let i = 0; i < 5; i++)
@@ -188,4 +185,41 @@ describe("the store's indexes", () => {
 			expect(await service.adapter.count({ query: { note: "v3" } })).toBe(0);
 		},
 	);
+});
+
+describe("cached reads", () => {
+	const Cached = {
+		name: "cachedstore",
+		mixins: [DbMixin({ collection: `cachedstore_${process.pid}`, schema: { name: String } })],
+		actions: { read: { cache: { keys: ["id"] }, handler: () => "read" } },
+	};
+	const Uncached = {
+		name: "uncachedstore",
+		mixins: [DbMixin({ collection: `uncachedstore_${process.pid}`, schema: { name: String } })],
+		actions: { read: () => "read" },
+	};
+
+	it("are dropped on every change by the service that caches them, and a service that caches none broadcasts nothing", async () => {
+		const broker = await startBroker([Cached, Uncached]);
+		try {
+			const listeners = (broker.registry.getEventList({ skipInternal: true }) as Array<{ name: string }>)
+				.map(event => event.name)
+				.filter(name => name.startsWith("cache.clean."));
+			expect(listeners).toEqual(["cache.clean.cachedstore"]); // its own broadcast only: no wildcard
+			const cachedKeys = async () =>
+				(await broker.cacher!.getCacheKeys())
+					.map((entry: { key: string }) => entry.key)
+					.filter((key: string) => key.startsWith("cachedstore."));
+			const broadcast = jest.spyOn(broker, "broadcast");
+			await broker.call("cachedstore.read", { id: "a" });
+			expect(await cachedKeys()).toHaveLength(1);
+			await (broker.getLocalService("uncachedstore") as any).entityChanged("updated", {}, null);
+			expect(broadcast).not.toHaveBeenCalled();
+			await (broker.getLocalService("cachedstore") as any).entityChanged("updated", {}, null);
+			expect(broadcast.mock.calls.map(([event]) => event)).toEqual(["cache.clean.cachedstore"]);
+			expect(await cachedKeys()).toEqual([]);
+		} finally {
+			await broker.stop();
+		}
+	});
 });
