@@ -12,6 +12,7 @@ import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { config } from "../platform/config";
+import { NODE_PROCESS_ENV, nodeArgs } from "../platform/node-process";
 import { TOPOLOGY } from "../cluster/topology";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -116,18 +117,14 @@ async function main() {
 	const transporter = config.transporter?.startsWith("nats://") ? config.transporter : await startNats();
 	console.log(`cluster | nodes talk over ${transporter}; the gateway listens on http://localhost:${config.port}`);
 	for (const { label, services } of TOPOLOGY) {
-		start(
-			label,
-			process.execPath,
-			["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js")],
-			{
-				...process.env,
-				SERVICEDIR: path.join(ROOT, "dist/services"),
-				SERVICES: services,
-				TRANSPORTER: transporter,
-				HEALTH_PORT: "", // one port for seven processes would clash; the gateway has /health
-			},
-		);
+		start(label, process.execPath, nodeArgs(RUNNER, path.join(ROOT, "dist/moleculer.config.js")), {
+			...process.env,
+			...NODE_PROCESS_ENV,
+			SERVICEDIR: path.join(ROOT, "dist/services"),
+			SERVICES: services,
+			TRANSPORTER: transporter,
+			HEALTH_PORT: "", // one port for seven processes would clash; the gateway has /health
+		});
 	}
 }
 

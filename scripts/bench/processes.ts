@@ -8,6 +8,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { NODE_PROCESS_ENV, nodeArgs } from "../../platform/node-process";
 
 export const ROOT = path.resolve(__dirname, "../../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
@@ -60,16 +61,17 @@ export function startProcess(
 	return { label, child, pid: child.pid, logFile, spawnedAt: Date.now() };
 }
 
-/** One moleshop node as `npm start` runs it (moleculer-runner on dist/), with `env` on top of the bench's. */
+/** One moleshop node as `npm start` runs it (moleculer-runner on dist/, platform/node-process.ts), with `env` on top of the bench's. */
 export function startNode(label: string, env: NodeJS.ProcessEnv, logDir: string): Proc {
 	const base = { ...process.env };
 	delete base.MONGO_URI; // the embedded store, in the target's own DATA_DIR
 	return startProcess(
 		label,
 		process.execPath,
-		["--disable-warning=DEP0174", RUNNER, "--config", "dist/moleculer.config.js"],
+		nodeArgs(RUNNER, "dist/moleculer.config.js"),
 		{
 			...base,
+			...NODE_PROCESS_ENV,
 			NODE_ENV: "production",
 			SERVICEDIR: "dist/services",
 			LOG_LEVEL: "warn",

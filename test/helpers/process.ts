@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
+import { NODE_PROCESS_ENV, nodeArgs } from "../../platform/node-process";
 
 const ROOT = path.resolve(__dirname, "../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js"); // the package exports do not list it
@@ -56,24 +57,21 @@ export interface NodeProcess {
  * On the MongoDB path the node uses the test file's database (MONGO_URI), like the test's own brokers.
  */
 export function startNode(env: Record<string, string>, args: string[] = []): NodeProcess {
-	const child = spawn(
-		process.execPath,
-		["--disable-warning=DEP0174", RUNNER, "--config", path.join(ROOT, "dist/moleculer.config.js"), ...args],
-		{
-			cwd: ROOT,
-			stdio: ["pipe", "pipe", "pipe"],
-			env: {
-				PATH: process.env.PATH ?? "",
-				HOME: process.env.HOME ?? "",
-				NODE_ENV: "development",
-				LOG_LEVEL: "warn",
-				NAMESPACE: `test-${process.pid}`,
-				SERVICEDIR: path.join(ROOT, "dist/services"),
-				...(process.env.MONGO_URI && { MONGO_URI: process.env.MONGO_URI }),
-				...env,
-			},
+	const child = spawn(process.execPath, [...nodeArgs(RUNNER, path.join(ROOT, "dist/moleculer.config.js")), ...args], {
+		cwd: ROOT,
+		stdio: ["pipe", "pipe", "pipe"],
+		env: {
+			PATH: process.env.PATH ?? "",
+			HOME: process.env.HOME ?? "",
+			...NODE_PROCESS_ENV,
+			NODE_ENV: "development",
+			LOG_LEVEL: "warn",
+			NAMESPACE: `test-${process.pid}`,
+			SERVICEDIR: path.join(ROOT, "dist/services"),
+			...(process.env.MONGO_URI && { MONGO_URI: process.env.MONGO_URI }),
+			...env,
 		},
-	);
+	});
 	let output = "";
 	child.stdout!.on("data", chunk => (output += chunk));
 	child.stderr!.on("data", chunk => (output += chunk));

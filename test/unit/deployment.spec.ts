@@ -1,13 +1,15 @@
 /**
- * docker-compose.yml and the Dockerfile against the code: every container runs
- * real services, every variable they set is one the code reads, and the
- * compose topology is the one `npm run cluster` starts. (`docker-compose config`
+ * docker-compose.yml, the Dockerfile and package.json against the code: every container runs
+ * real services, every variable they set is one the code reads, every node starts with the
+ * process settings of platform/node-process.ts, and the compose topology is the one `npm run cluster` starts. (`docker-compose config`
  * itself runs in .ci/run, since no container engine runs on these machines.)
  */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { parse } from "yaml";
 import { TOPOLOGY } from "../../cluster/topology";
+import { NODE_FLAGS, NODE_PROCESS_ENV } from "../../platform/node-process";
 
 const ROOT = path.resolve(__dirname, "../..");
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
@@ -23,9 +25,14 @@ const serviceFiles = fs
 	.map(entry => entry.name);
 const nodes = Object.entries<any>(compose.services).filter(([, def]) => def.image?.startsWith("moleshop"));
 
-/** Variables the code reads: platform/config.ts (the one reader), plus SERVICES and SERVICEDIR, read by moleculer-runner. */
+/**
+ * Variables the code reads: platform/config.ts (the one reader), plus SERVICES and SERVICEDIR, read by
+ * moleculer-runner, and the process's own (platform/node-process.ts), read by the C library.
+ */
 const readByCode = new Set(
-	[...read("platform/config.ts").matchAll(/env\.([A-Z_]+)/g)].map(m => m[1]).concat("SERVICES", "SERVICEDIR"),
+	[...read("platform/config.ts").matchAll(/env\.([A-Z_]+)/g)]
+		.map(m => m[1])
+		.concat("SERVICES", "SERVICEDIR", ...Object.keys(NODE_PROCESS_ENV)),
 );
 
 it("runs every service in some container, and only services that exist", () => {
@@ -67,4 +74,41 @@ it("copies into the image every source the build compiles", () => {
 		),
 	);
 	expect([...compiled].filter(source => !copied.has(source))).toEqual([]);
+});
+
+describe("the process of a node", () => {
+	const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
+	const dockerCommand = (JSON.parse(/^CMD (\[.*\])$/m.exec(read("Dockerfile"))![1]) as string[]).join(" ");
+	const dockerEnv = new Map(
+		[...read("Dockerfile").matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=(\S+)/gm)].map(m => [m[1], m[2]]),
+	);
+
+	it("has the flags and environment of platform/node-process.ts wherever a node is started from text", () => {
+		for (const [name, command] of [
+			["npm run broker", scripts.broker],
+			["npm run repl", scripts.repl],
+			["the image", dockerCommand],
+		]) {
+			const flags = /\bnode ((?:--\S+ )*)\S*moleculer-runner/.exec(command)?.[1].trim().split(" ");
+			expect([name, flags]).toEqual([name, [...NODE_FLAGS]]);
+		}
+		for (const [key, value] of Object.entries(NODE_PROCESS_ENV)) {
+			expect(scripts.broker).toContain(`${key}=${value} `);
+			expect(scripts.repl).toContain(`${key}=${value} `);
+			expect([key, dockerEnv.get(key)]).toEqual([key, value]);
+		}
+	});
+
+	it("keeps the young generation within two semi-spaces of 16 MB, whatever the machine's memory", () => {
+		// Short-lived garbage at a rate that makes V8 grow its new space as far as it may (128 MB by default on a large machine).
+		const script = `
+			let kept = [];
+			for (let i = 0; i < 2e6; i++) { kept.push({ i, s: "x" + i }); if (kept.length > 2e5) kept = []; }
+			const space = require("v8").getHeapSpaceStatistics().find(s => s.space_name === "new_space");
+			console.log(space.space_size);`;
+		const run = spawnSync(process.execPath, [...NODE_FLAGS, "-e", script], { encoding: "utf8" });
+		expect(run.status).toBe(0);
+		expect(Number(run.stdout)).toBeGreaterThan(0);
+		expect(Number(run.stdout)).toBeLessThanOrEqual(2 * 16 * 1024 * 1024);
+	});
 });
