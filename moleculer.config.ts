@@ -27,8 +27,10 @@
  *   requests (up to 10 s) before it leaves; requests that still reach it are refused with a
  *   retryable error, which the callers retry elsewhere.
  * - registry: RoundRobin over the available endpoints, preferring the local node.
+ * - announcement: a node tells the cluster of its services once it has started, its event consumers
+ *   included (announceServices below), instead of after Moleculer's 1 s debounce of service changes.
  */
-import type { BrokerOptions, Errors, Middleware } from "moleculer";
+import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
 import { config } from "./platform/config";
 import { EVENT_TYPES } from "./contracts/events";
 import { channelsMiddleware } from "./platform/channels";
@@ -45,6 +47,17 @@ function transporter(): BrokerOptions["transporter"] {
 		return { type: "TCP", options: { udpMulticast: "239.0.0.0", udpBindAddress: "127.0.0.1", useHostname: false } };
 	}
 	return { type: "NATS", options: { url: config.transporter, maxReconnectAttempts: -1, reconnectTimeWait: 1000 } };
+}
+
+/**
+ * Moleculer 0.15 announces a node's services (its INFO packet) 1 s after the last of them registered
+ * (`transit.serviceChangedDebounceTime`), a timer that was a second of every cluster start: the gateway
+ * is not ready before it has heard of every service. `started` runs once every service and middleware
+ * has started — the channels have created their streams and subscribed — so the node announces itself
+ * then, at once; the debounced INFO that follows carries the same services and changes nothing.
+ */
+function announceServices(broker: ServiceBroker): Promise<void> | void {
+	if (broker.transit) return broker.registry.discoverer.sendLocalNodeInfo();
 }
 
 const brokerConfig: BrokerOptions = {
@@ -111,6 +124,8 @@ const brokerConfig: BrokerOptions = {
 		"Debounce",
 		"Throttle",
 	],
+
+	started: announceServices,
 
 	replOptions: { customCommands: replCommands },
 	// Collected only when reported: every action call would otherwise update histograms nobody reads.

@@ -119,6 +119,26 @@ describe("a node that stops gracefully (default mode)", () => {
 	});
 });
 
+describe("a node's announcement", () => {
+	it("reaches the cluster once the node has started, not after Moleculer's 1 s debounce of service changes", async () => {
+		const namespace = `announce-${process.pid}`;
+		const node = (nodeID: string) =>
+			new ServiceBroker({ ...brokerConfig, nodeID, namespace, transporter: "Fake", logger: false });
+		const observer = node("observer");
+		const announced = node("announced");
+		announced.createService({ name: "announced-service", actions: { ping: () => "pong" } });
+		await observer.start();
+		try {
+			await announced.start();
+			await observer.waitForServices("announced-service", 500, 10);
+			expect(await observer.call("announced-service.ping")).toBe("pong");
+		} finally {
+			await announced.stop();
+			await observer.stop();
+		}
+	});
+});
+
 describe("refusals and failures", () => {
 	/** What the MongoDB driver throws for a store error whose code looks like an HTTP status. */
 	const storeError = () => new mongo.MongoServerError({ message: "store failure", code: 449 });
