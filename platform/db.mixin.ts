@@ -15,7 +15,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Context, Service, ServiceSchema } from "moleculer";
+import { Transporters, type Context, type Service, type ServiceBroker, type ServiceSchema } from "moleculer";
 import DbService from "moleculer-db";
 import type { DbAdapter, MoleculerDbMethods } from "moleculer-db";
 import mongoose from "mongoose";
@@ -157,8 +157,16 @@ function createAdapter(opts: DbMixinOptions): { adapter: StoreAdapter; model?: m
  */
 const { actions: _genericActions, ...DbServiceCore } = DbService as unknown as ServiceSchema;
 
-/** How long a stateful node on the embedded store listens for another instance of its service. */
-const PEER_WAIT_MS = 2_000;
+/**
+ * How long a stateful node on the embedded store listens for another instance of its service once its
+ * services start: as long as finding the nodes already running takes. Moleculer's TCP transporter
+ * finds them by gossip, every 2 s. Over NATS (and the in-process Fake) discovery is a broadcast every
+ * node answers at once, and Moleculer's connect has already waited 500 ms for the answers before any
+ * service starts; half a second more is the margin for a node too busy to answer in time. (Waiting
+ * longer would not catch an instance starting at the same moment on other files: it announces itself
+ * only after its own wait. On the same DATA_DIR the lock file decides.)
+ */
+export const peerWaitMs = (broker: ServiceBroker) => (broker.transit?.tx instanceof Transporters.TCP ? 2_000 : 500);
 
 function refuse(service: string, nodeID: string): Error {
 	return new Error(
@@ -226,10 +234,10 @@ const soleInstanceOnEmbeddedStore = (
 	},
 
 	methods: {
-		/** Watch the registry for PEER_WAIT_MS: another node serving this service means refusing. */
+		/** Watch the registry for peerWaitMs: another node serving this service means refusing. */
 		async refuseIfServedElsewhere() {
 			if (!this.broker.transit) return;
-			const deadline = Date.now() + PEER_WAIT_MS;
+			const deadline = Date.now() + peerWaitMs(this.broker);
 			for (;;) {
 				const services = this.broker.registry.getServiceList({
 					onlyAvailable: true,

@@ -2,12 +2,12 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ServiceBroker } from "moleculer";
+import { ServiceBroker, type BrokerOptions } from "moleculer";
 import brokerConfig from "../../moleculer.config";
 import ProductsService from "../../services/products/products.service";
 import PricingService from "../../services/pricing/pricing.service";
 import { EmbeddedStoreAdapter } from "../../platform/embedded-store";
-import { DbMixin } from "../../platform/db.mixin";
+import { DbMixin, peerWaitMs } from "../../platform/db.mixin";
 import { startBroker } from "../helpers/shop";
 import { itOnEmbeddedStore } from "../helpers/store";
 
@@ -40,6 +40,13 @@ itOnEmbeddedStore(
 		expect((second.getLocalService("products") as any).adapter.db).toBeUndefined();
 	},
 );
+
+it("listens for another instance as long as finding the running nodes takes: TCP gossip 2 s, a broadcast 0.5 s", () => {
+	const transit = (transporter: BrokerOptions["transporter"]) => new ServiceBroker({ logger: false, transporter });
+	expect(peerWaitMs(transit("TCP"))).toBe(2_000);
+	expect(peerWaitMs(transit({ type: "NATS", options: { url: "nats://127.0.0.1:4222" } }))).toBe(500);
+	expect(peerWaitMs(transit("Fake"))).toBe(500);
+});
 
 it("lets stateless services run on any number of nodes", async () => {
 	await node("pricing-a", [PricingService]).start();
