@@ -52,7 +52,8 @@ const streamName = (subject: string) => subject.split(".").join("_");
  * (`nak(delay)` instead of an immediate `nak()`), and a message is dead-lettered
  * with its error — or, if even that fails, redelivered later rather than dropped.
  * It also creates every event stream when it connects, so publishing never
- * depends on a consumer having subscribed first.
+ * depends on a consumer having subscribed first (all at once, and only then: a
+ * subscription does not ask for its streams again).
  */
 // @moleculer/channels ships no types for its adapters: the base class is untyped.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -83,22 +84,35 @@ const isTransient = (error: unknown) => (error as { retryable?: unknown } | null
 export class JetStreamAdapter extends NatsAdapter {
 	/** The channels whose streams exist before anyone publishes or subscribes. */
 	private readonly channelNames: readonly string[];
+	/** The streams this connection created, with the default options. */
+	private readonly streamsCreated = new Set<string>();
 
 	constructor(opts: object, channelNames: readonly string[]) {
 		super(opts);
 		this.channelNames = channelNames;
 	}
 
+	/** Connect, then create every stream, in parallel: one JetStream request each, on the start path of every node. */
 	async connect() {
 		await super.connect();
-		for (const name of [...this.channelNames, DEAD_LETTER_QUEUE]) {
-			const subject = this.addPrefixTopic(name); // channels are prefixed with the namespace
-			await this.createStream(streamName(subject), [subject], {});
-		}
+		this.streamsCreated.clear();
+		await Promise.all(
+			[...this.channelNames, DEAD_LETTER_QUEUE].map(async name => {
+				const subject = this.addPrefixTopic(name); // channels are prefixed with the namespace
+				// The adapter logs a failure and answers nothing: then a subscription asks again.
+				if (await this.createStream(streamName(subject), [subject], {}))
+					this.streamsCreated.add(streamName(subject));
+			}),
+		);
 	}
 
-	/** Dead letters wait for an admin: their stream keeps them until redriven, with no age limit. */
-	createStream(name: string, subjects: string[], opts: object) {
+	/**
+	 * Dead letters wait for an admin: their stream keeps them until redriven, with no age limit. The
+	 * adapter's subscribe asks for the stream of its channel and of the dead letters again, two
+	 * requests per consumer; a stream this connection created is not asked for twice.
+	 */
+	async createStream(name: string, subjects: string[], opts: object) {
+		if (this.streamsCreated.has(name) && Object.keys(opts ?? {}).length === 0) return;
 		return super.createStream(name, subjects, name === this.deadLetterStream() ? { ...opts, max_age: 0 } : opts);
 	}
 
