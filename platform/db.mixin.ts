@@ -13,17 +13,32 @@
  * of a document. On MongoDB every filter and update may name only fields the
  * schema declares: anything else is an error, never silently dropped.
  */
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Transporters, type Context, type Service, type ServiceBroker, type ServiceSchema } from "moleculer";
 import DbService from "moleculer-db";
 import type { DbAdapter, MoleculerDbMethods } from "moleculer-db";
-import mongoose from "mongoose";
+import type { Model, SchemaDefinition } from "mongoose";
 import { config } from "./config";
 import { OUTBOX_STORAGE, OutboxMixin } from "./outbox.mixin";
 import type { PageRequest } from "./params";
 import { EmbeddedStoreAdapter } from "./embedded-store";
-import { MongoStoreAdapter } from "./store-adapters";
+import type { MongoStoreAdapter } from "./store-adapters";
+
+/**
+ * mongoose and its moleculer-db adapter, loaded on the MongoDB path only: loading them was a third of
+ * a second of CPU at the start of every node on the embedded store, and a cluster's start is bound by
+ * CPU (`npm run cluster` starts twelve nodes on a machine of a few cores).
+ */
+function mongoStore() {
+	/* eslint-disable @typescript-eslint/no-require-imports */
+	return {
+		mongoose: require("mongoose") as typeof import("mongoose"),
+		...(require("./store-adapters") as typeof import("./store-adapters")),
+	};
+	/* eslint-enable @typescript-eslint/no-require-imports */
+}
 
 export interface IndexSpec {
 	field: string;
@@ -36,7 +51,7 @@ export interface DbMixinOptions {
 	/** Collection (and NeDB file) name. */
 	collection: string;
 	/** Mongoose schema definition of the stored document (used with MongoDB): every field a filter or an update names. */
-	schema: mongoose.SchemaDefinition;
+	schema: SchemaDefinition;
 	indexes?: IndexSpec[];
 	/**
 	 * The service emits domain events: its documents get an outbox (field, index, relay) and the service
@@ -58,7 +73,7 @@ export interface Page<T> {
 export interface DbMethods extends MoleculerDbMethods {
 	adapter: DbAdapter & {
 		/** The mongoose model (MongoDB only). */
-		model?: mongoose.Model<object>;
+		model?: Model<object>;
 		/** NeDB's datastore (embedded store only). */
 		db?: EmbeddedDatastore;
 		/** How many documents matched `query`, and so took `update`: always a number. */
@@ -132,14 +147,15 @@ interface EmbeddedDatastore {
 /** The moleculer-db adapter for a collection: MongoDB's (with its model) or the embedded store's. */
 type StoreAdapter = MongoStoreAdapter | EmbeddedStoreAdapter;
 
-function createAdapter(opts: DbMixinOptions): { adapter: StoreAdapter; model?: mongoose.Model<object> } {
+function createAdapter(opts: DbMixinOptions): { adapter: StoreAdapter; model?: Model<object> } {
 	if (config.mongoUri) {
+		const { mongoose, MongoStoreAdapter } = mongoStore();
 		// Strict both ways: an undeclared field in a document, an update or a filter throws instead of being dropped.
 		const schema = new mongoose.Schema(opts.schema, { versionKey: false, strict: "throw", strictQuery: "throw" });
 		for (const index of opts.indexes ?? []) {
 			schema.index({ [index.field]: 1 }, { unique: !!index.unique, sparse: !!index.sparse });
 		}
-		const model: mongoose.Model<object> =
+		const model: Model<object> =
 			mongoose.models[opts.collection] ?? mongoose.model(opts.collection, schema, opts.collection);
 		return { adapter: new MongoStoreAdapter(config.mongoUri), model };
 	}
@@ -276,6 +292,16 @@ function cachesReads(schema: Partial<ServiceSchema>): boolean {
 	);
 }
 
+/**
+ * A new id in an ObjectId's string form, valid on both stores, for a document whose id is chosen
+ * before its insert: its creation second, as an ObjectId begins, then 8 random bytes (mongoose's
+ * ObjectId would load mongoose on the embedded store for it).
+ */
+export const newObjectId = (): string =>
+	Math.floor(Date.now() / 1000)
+		.toString(16)
+		.padStart(8, "0") + randomBytes(8).toString("hex");
+
 /** Services on this process that use the one shared mongoose connection. */
 let mongoServices = 0;
 
@@ -399,7 +425,7 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 				if (!mongo) return this.adapter.disconnect();
 				if (!this.usesMongo) return;
 				this.usesMongo = false;
-				if (--mongoServices === 0) await mongoose.connection.close();
+				if (--mongoServices === 0) await mongoStore().mongoose.connection.close();
 			},
 		},
 

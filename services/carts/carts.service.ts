@@ -8,7 +8,6 @@
  * changes to different lines of one cart never overwrite each other.
  */
 import type { Service, ServiceSchema } from "moleculer";
-import mongoose from "mongoose";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import type { OutboxMethods, StoreUpdate } from "../../platform/outbox.mixin";
 import { domainEvent, type EventPayloads } from "../../contracts/events";
@@ -41,7 +40,8 @@ const CartsService: ServiceSchema<object, object, object, Service & CartsMethods
 	mixins: [
 		DbMixin({
 			collection: "carts",
-			schema: { userId: String, items: { type: mongoose.Schema.Types.Mixed, default: {} }, updatedAt: Date },
+			// `Object` is mongoose's Mixed, named without loading mongoose on the embedded store.
+			schema: { userId: String, items: { type: Object, default: {} }, updatedAt: Date },
 			indexes: [{ field: "userId", unique: true }],
 			emitsEvents: true,
 		}),

@@ -7,9 +7,8 @@
 import { createSecretKey, type KeyObject } from "node:crypto";
 import type { Service, ServiceSchema } from "moleculer";
 import argon2 from "argon2";
-import mongoose from "mongoose";
 import jwt from "jsonwebtoken";
-import { DbMixin, type DbMethods } from "../../platform/db.mixin";
+import { DbMixin, newObjectId, type DbMethods } from "../../platform/db.mixin";
 import type { OutboxMethods } from "../../platform/outbox.mixin";
 import { domainEvent } from "../../contracts/events";
 import { config } from "../../platform/config";
@@ -94,8 +93,8 @@ const UsersService: ServiceSchema<object, object, object, Service & UsersMethods
 			async handler(ctx: ShopContext<{ name: string; email: string; password: string }>) {
 				const { name, email, password } = ctx.params;
 				const now = new Date();
-				// The id is chosen here (an ObjectId, valid on both stores) so that the account and its user.registered event are one insert.
-				const _id = new mongoose.Types.ObjectId().toHexString();
+				// The id is chosen here (an ObjectId's form, valid on both stores) so that the account and its user.registered event are one insert.
+				const _id = newObjectId();
 				const doc = {
 					_id,
 					name,

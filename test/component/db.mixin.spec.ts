@@ -1,4 +1,5 @@
 /** The db mixin: its guard (on the embedded store a stateful service runs on one node only), its indexes, and the embedded store's datafile. */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -46,6 +47,20 @@ it("listens for another instance as long as finding the running nodes takes: TCP
 	expect(peerWaitMs(transit("TCP"))).toBe(2_000);
 	expect(peerWaitMs(transit({ type: "NATS", options: { url: "nats://127.0.0.1:4222" } }))).toBe(500);
 	expect(peerWaitMs(transit("Fake"))).toBe(500);
+});
+
+it("loads mongoose on the MongoDB path only (every service but products, which names its types; the build in dist/)", () => {
+	const root = path.resolve(__dirname, "../..");
+	const files = fs
+		.readdirSync(path.join(root, "dist/services"), { recursive: true, encoding: "utf8" })
+		.filter(file => file.endsWith(".service.js") && !file.startsWith("products"));
+	const script = `${files.map(file => `require("./dist/services/${file}");`).join("")}
+		console.log(Object.keys(require.cache).some(file => file.includes("/node_modules/mongoose/")));`;
+	const loads = (env: NodeJS.ProcessEnv) =>
+		spawnSync(process.execPath, ["-e", script], { cwd: root, env: { ...process.env, NODE_ENV: "test", ...env } });
+	expect(files).toContain(path.join("users", "users.service.js"));
+	expect(loads({ MONGO_URI: "" }).stdout.toString().trim()).toBe("false");
+	expect(loads({ MONGO_URI: "mongodb://127.0.0.1:1/never-connected" }).stdout.toString().trim()).toBe("true");
 });
 
 it("lets stateless services run on any number of nodes", async () => {
