@@ -6,7 +6,6 @@
  * reserve, release, commit, restock), which can never take it below zero.
  */
 import type { Service, ServiceSchema } from "moleculer";
-import mongoose from "mongoose";
 import { DbMixin } from "../../platform/db.mixin";
 import { inventoryActions, inventoryMethods, type InventoryMethods } from "./inventory";
 import type { DbMethods } from "../../platform/db.mixin";
@@ -71,8 +70,9 @@ const ProductsService: ServiceSchema<object, object, object, ProductsThis> = {
 				currency: String,
 				category: String,
 				stock: Number,
-				reservations: { type: mongoose.Schema.Types.Mixed },
-				restocked: { type: mongoose.Schema.Types.Mixed },
+				// `Object` is mongoose's Mixed, named without loading mongoose on the embedded store.
+				reservations: { type: Object },
+				restocked: { type: Object },
 				/** The search keys (services/products/search.ts), never answered. */
 				searchGrams: { type: [String], default: undefined },
 				createdAt: Date,
