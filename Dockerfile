@@ -16,10 +16,9 @@ RUN npm run build && npm prune --omit=dev
 
 # --- runtime: compiled code and production dependencies, as the unprivileged node user
 FROM node:24-bookworm-slim
-# MALLOC_MMAP_THRESHOLD_ and the node flags of CMD: platform/node-process.ts says why.
+# The node flags of CMD: platform/node-process.ts says why.
 ENV NODE_ENV=production \
-    SERVICEDIR=dist/services \
-    MALLOC_MMAP_THRESHOLD_=1048576
+    SERVICEDIR=dist/services
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules

@@ -12,7 +12,7 @@ import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { config } from "../platform/config";
-import { NODE_PROCESS_ENV, nodeArgs } from "../platform/node-process";
+import { nodeArgs } from "../platform/node-process";
 import { TOPOLOGY } from "../cluster/topology";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -119,7 +119,6 @@ async function main() {
 	for (const { label, services } of TOPOLOGY) {
 		start(label, process.execPath, nodeArgs(RUNNER, path.join(ROOT, "dist/moleculer.config.js")), {
 			...process.env,
-			...NODE_PROCESS_ENV,
 			SERVICEDIR: path.join(ROOT, "dist/services"),
 			SERVICES: services,
 			TRANSPORTER: transporter,

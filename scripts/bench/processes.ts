@@ -8,7 +8,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { NODE_PROCESS_ENV, nodeArgs } from "../../platform/node-process";
+import { nodeArgs } from "../../platform/node-process";
 
 export const ROOT = path.resolve(__dirname, "../../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
@@ -71,7 +71,6 @@ export function startNode(label: string, env: NodeJS.ProcessEnv, logDir: string)
 		nodeArgs(RUNNER, "dist/moleculer.config.js"),
 		{
 			...base,
-			...NODE_PROCESS_ENV,
 			NODE_ENV: "production",
 			SERVICEDIR: "dist/services",
 			LOG_LEVEL: "warn",

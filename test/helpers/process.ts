@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
-import { NODE_PROCESS_ENV, nodeArgs } from "../../platform/node-process";
+import { nodeArgs } from "../../platform/node-process";
 
 const ROOT = path.resolve(__dirname, "../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js"); // the package exports do not list it
@@ -63,7 +63,6 @@ export function startNode(env: Record<string, string>, args: string[] = []): Nod
 		env: {
 			PATH: process.env.PATH ?? "",
 			HOME: process.env.HOME ?? "",
-			...NODE_PROCESS_ENV,
 			NODE_ENV: "development",
 			LOG_LEVEL: "warn",
 			NAMESPACE: `test-${process.pid}`,
