@@ -30,4 +30,4 @@ EXPOSE 3000
 # The gateway answers /health on PORT; other nodes on HEALTH_PORT.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.HEALTH_PORT||process.env.PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "--disable-warning=DEP0174", "--max-semi-space-size=16", "node_modules/moleculer/bin/moleculer-runner.js", "--config", "dist/moleculer.config.js"]
+CMD ["node", "--disable-warning=DEP0174", "node_modules/moleculer/bin/moleculer-runner.js", "--config", "dist/moleculer.config.js"]
