@@ -153,6 +153,19 @@ describe("the store's indexes", () => {
 		);
 	});
 
+	it("answers with copies: what a caller holds stays as it was read when the document changes in place", async () => {
+		const doc = await service.adapter.insert({ status: "held", rank: 1000, note: "before", tags: ["held"] });
+		const [read] = await service.adapter.find({ query: { status: "held" } });
+		const byId = await service.adapter.findById(doc._id);
+		const updated = await service.adapter.updateById(doc._id, { $set: { note: "after" } });
+		updated.note = "changed by the caller";
+		read.note = "changed by the caller";
+		expect(byId.note).toBe("before");
+		expect((await service.adapter.findById(doc._id)).note).toBe("after");
+		expect((await service.adapter.find({ query: { tags: "held" } })).map((d: any) => d.note)).toEqual(["after"]);
+		await service.adapter.removeMany({ status: "held" });
+	});
+
 	it("answers pages in the order of a sort by an indexed field, each document once", async () => {
 		for (const direction of ["", "-"]) {
 			const pages = [];
@@ -204,8 +217,16 @@ describe("the store's indexes", () => {
 				const found = await service.adapter.find({ query });
 				expect(found.map((d: any) => d.note)).toEqual(["v2", "v2", "v2", "v2", "v2"]);
 			}
+			// The same with a document that keeps its keys (the first already has the code) beside those moving.
+			await expect(
+				service.adapter.updateMany({ status: batch }, { $set: { note: "v4", code: `${batch}-0` } }),
+			).rejects.toThrow();
+			for (const query of byIndex) {
+				const found = await service.adapter.find({ query });
+				expect(found.map((d: any) => d.note)).toEqual(["v2", "v2", "v2", "v2", "v2"]);
+			}
 			expect(await service.adapter.count({ query: { code: `${batch}-same` } })).toBe(0);
-			expect(await service.adapter.count({ query: { note: "v3" } })).toBe(0);
+			expect(await service.adapter.count({ query: { note: { $in: ["v3", "v4"] } } })).toBe(0);
 		},
 	);
 });
