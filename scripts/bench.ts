@@ -20,6 +20,7 @@
  * within one run (as ratios to raw). Settings: the environment, read in `settings()` below.
  */
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { TOPOLOGY } from "../cluster/topology";
@@ -41,9 +42,12 @@ import {
 import { ADMIN, prepareShop, QUOTE_WORKLOAD, WORKLOADS, type Fixture, type Workload } from "./bench/shop";
 import { renderReport, type BenchResults, type TargetResult, type WorkloadResult } from "./bench/report";
 
-const TARGETS = ["raw", "node", "cluster", "seeded"] as const;
+const TARGETS = ["raw", "node", "cluster", "seeded", "observed"] as const;
 type TargetName = (typeof TARGETS)[number];
-/** What runs by default: `seeded` (issue 10, item 4) is asked for by name. */
+/**
+ * What runs by default: `seeded` (issue 10, item 4) and `observed` (one node with metrics and tracing on,
+ * issue 11, item 8) are asked for by name.
+ */
 const DEFAULT_TARGETS: TargetName[] = ["raw", "node", "cluster"];
 /** Extra phases, selected like workloads: the node's memory after many orders and views, the cluster's scaling. */
 const PHASES = ["memory", "scaling"];
@@ -79,6 +83,9 @@ function settings(env: NodeJS.ProcessEnv = process.env) {
 			orders: number("BENCH_SEEDED_ORDERS", 100_000),
 		},
 		cluster: (env.BENCH_CLUSTER || "bench") as "bench" | "full",
+		/** `observed`: the share of requests traced, and how often its metrics are scraped (as Prometheus would). */
+		traceRate: number("BENCH_TRACE_RATE", 1),
+		scrapeSeconds: number("BENCH_SCRAPE_SECONDS", 5),
 		memoryOrders: number("BENCH_MEMORY_ORDERS", 10_000),
 		memoryViews: number("BENCH_MEMORY_VIEWS", 100_000),
 	};
@@ -156,14 +163,65 @@ async function seeded(store: Store, name: string): Promise<string> {
 	return dataDir;
 }
 
-async function startOneNode(name: "node" | "seeded", store: Store, logDir: string): Promise<Target> {
+async function startOneNode(
+	name: "node" | "seeded" | "observed",
+	store: Store,
+	logDir: string,
+	extraEnv: NodeJS.ProcessEnv = {},
+): Promise<Target> {
 	const dataDir = await seeded(store, name);
 	const port = await freePort();
-	const proc = startNode(name, { ...shopEnv(dataDir, `bench-${name}-${process.pid}`), PORT: String(port) }, logDir);
+	const env = { ...shopEnv(dataDir, `bench-${name}-${process.pid}`), PORT: String(port), ...extraEnv };
+	const proc = startNode(name, env, logDir);
 	running.push(proc);
 	const api = `http://127.0.0.1:${port}`;
 	await waitReady(`${api}/ready`);
 	return { name, api, procs: [proc], readySeconds: (Date.now() - proc.spawnedAt) / 1000, dirs: [dataDir] };
+}
+
+/** What the observed node sent while it was measured: spans to the Zipkin stand-in, metrics to the scraper. */
+const observed = { spans: 0, scrapes: 0, scrapeBytes: 0 };
+
+/**
+ * One node as an operator runs it with metrics and tracing on: the Prometheus reporter scraped every
+ * BENCH_SCRAPE_SECONDS, and spans exported in Zipkin's format to a collector of the bench's own that
+ * only counts them (the cost of a real Zipkin is its own process's, not the node's).
+ */
+async function startObservedNode(s: Settings, logDir: string): Promise<Target> {
+	const collector = http.createServer((req, res) => {
+		let body = "";
+		req.setEncoding("utf8");
+		req.on("data", chunk => (body += chunk));
+		req.on("end", () => {
+			try {
+				observed.spans += (JSON.parse(body) as unknown[]).length;
+			} catch {
+				// not a span list: counted as nothing
+			}
+			res.writeHead(202).end();
+		});
+	});
+	const zipkinPort = await freePort();
+	await new Promise<void>(resolve => collector.listen(zipkinPort, "127.0.0.1", resolve));
+	const metricsPort = await freePort();
+	const target = await startOneNode("observed", s.store, logDir, {
+		METRICS_PORT: String(metricsPort),
+		TRACING: "zipkin",
+		ZIPKIN_URL: `http://127.0.0.1:${zipkinPort}`,
+		TRACING_SAMPLE_RATE: String(s.traceRate),
+	});
+	const scraper = setInterval(async () => {
+		try {
+			const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+			observed.scrapes += 1;
+			observed.scrapeBytes = text.length;
+		} catch {
+			// the node is stopping
+		}
+	}, s.scrapeSeconds * 1000);
+	scraper.unref();
+	collector.unref();
+	return target;
 }
 
 async function startCluster(s: Settings, logDir: string): Promise<Target> {
@@ -264,10 +322,20 @@ async function scalingPhase(s: Settings, target: Target, fixture: Fixture) {
 	return { workload: QUOTE_WORKLOAD.name, one, two, ratio: one.rps ? two.rps / one.rps : null };
 }
 
-async function benchTarget(s: Settings, name: "node" | "cluster" | "seeded", logDir: string): Promise<TargetResult> {
+async function startTarget(s: Settings, name: "node" | "cluster" | "seeded" | "observed", logDir: string) {
+	if (name === "cluster") return startCluster(s, logDir);
+	if (name === "observed") return startObservedNode(s, logDir);
+	return startOneNode(name, name === "seeded" ? s.seededStore : s.store, logDir);
+}
+
+async function benchTarget(
+	s: Settings,
+	name: "node" | "cluster" | "seeded" | "observed",
+	logDir: string,
+): Promise<TargetResult> {
 	log(`${name}: starting`);
 	const store = name === "seeded" ? s.seededStore : s.store;
-	const target = name === "cluster" ? await startCluster(s, logDir) : await startOneNode(name, store, logDir);
+	const target = await startTarget(s, name, logDir);
 	log(`${name}: ready in ${target.readySeconds.toFixed(1)} s; signing up ${s.customers} customers`);
 	const result: TargetResult = { name, store, readySeconds: target.readySeconds, workloads: [], processes: [] };
 	try {
@@ -294,6 +362,10 @@ async function benchTarget(s: Settings, name: "node" | "cluster" | "seeded", log
 		}));
 		for (const dir of target.dirs) fs.rmSync(dir, { recursive: true, force: true });
 	}
+	if (name === "observed") {
+		result.observed = { ...observed, traceRate: s.traceRate, scrapeSeconds: s.scrapeSeconds };
+		log(`observed: ${observed.spans} spans exported, ${observed.scrapes} scrapes of ${observed.scrapeBytes} bytes`);
+	}
 	return result;
 }
 
@@ -316,7 +388,7 @@ async function main() {
 		log(`raw: ${results.raw.rps} rps, p99 ${results.raw.p99} ms`);
 		await stopProcesses(raw.procs);
 	}
-	for (const name of ["node", "seeded", "cluster"] as const) {
+	for (const name of ["node", "observed", "seeded", "cluster"] as const) {
 		if (s.targets.includes(name)) results.targets.push(await benchTarget(s, name, logDir));
 	}
 	results.totalSeconds = Math.round((Date.now() - startedAt) / 1000);

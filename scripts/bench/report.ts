@@ -12,7 +12,7 @@ export interface WorkloadResult {
 }
 
 export interface TargetResult {
-	name: "node" | "cluster" | "seeded";
+	name: "node" | "cluster" | "seeded" | "observed";
 	/** What the store held at the start (0 and 0: the demo catalog). */
 	store: { products: number; orders: number };
 	readySeconds: number;
@@ -22,6 +22,8 @@ export interface TargetResult {
 	memory?: { orders: number; views: number; rssMb: number | null };
 	scaling?: { workload: string; one: Measure; two: Measure; ratio: number | null };
 	processes: Array<{ label: string; rssMb: number | null; errors: number; warnings: number; logFile: string }>;
+	/** `observed`: spans its exporter sent, and the scrapes of its metrics while it was measured. */
+	observed?: { spans: number; scrapes: number; scrapeBytes: number; traceRate: number; scrapeSeconds: number };
 }
 
 export interface BenchResults {
@@ -124,6 +126,23 @@ function checks(r: BenchResults): Check[] {
 		within("page", "products page p99", m => m.p99, true);
 		within("search", "products search p99", m => m.p99, true);
 	}
+	const watched = r.targets.find(t => t.name === "observed");
+	if (node && watched) {
+		for (const [key, what] of [
+			["product", "GET product"],
+			["checkout", "checkout"],
+		]) {
+			const off = workload(node, key)?.measure;
+			const on = workload(watched, key)?.measure;
+			if (!off || !on) continue;
+			const x = on.rps / Math.max(off.rps, 1);
+			out.push({
+				target: `${what}: metrics and tracing on cost at most 10% of the rate (one node)`,
+				measured: `${on.rps} vs ${off.rps} rps (${x.toFixed(2)}×), CPU ${ms(on.cpuMsPerRequest)} vs ${ms(off.cpuMsPerRequest)} ms/req`,
+				met: x >= 0.9,
+			});
+		}
+	}
 	if (node?.memory?.rssMb != null) {
 		const { orders, views, rssMb } = node.memory;
 		out.push({
@@ -211,10 +230,13 @@ export function renderReport(r: BenchResults): string {
 	for (const t of r.targets) {
 		const store =
 			t.store.products || t.store.orders ? `${t.store.products} products, ${t.store.orders} orders` : "";
+		const observedBy = t.observed
+			? `, metrics scraped every ${t.observed.scrapeSeconds} s, ${t.observed.traceRate * 100}% of requests traced to Zipkin`
+			: "";
 		const title =
 			t.name === "cluster"
 				? `NATS cluster (${st.cluster} topology${store && `, ${store}`})`
-				: `One node (every service, embedded store${store ? `: ${store}` : ", empty shop"})`;
+				: `One node (every service, embedded store${store ? `: ${store}` : ", empty shop"}${observedBy})`;
 		parts.push(`### ${title}, ready in ${t.readySeconds.toFixed(1)} s\n\n${targetTable(r, t)}`);
 		parts.push(
 			`CPU ms per request by process (= cores per 1,000 requests/s):\n\n${cpuTable(t)}\n\n` +
@@ -227,11 +249,15 @@ export function renderReport(r: BenchResults): string {
 			);
 		}
 		if (t.scaling) parts.push(scalingSection(t));
+		if (t.observed)
+			parts.push(
+				`Exported while measured: ${t.observed.spans} spans, ${t.observed.scrapes} scrapes of ${t.observed.scrapeBytes} bytes each.`,
+			);
 	}
 	const list = checks(r);
 	if (list.length) {
 		parts.push(
-			"### Targets (issue 10)\n\n| target | measured | met |\n|---|---|---|\n" +
+			"### Targets (issues 10 and 11)\n\n| target | measured | met |\n|---|---|---|\n" +
 				list.map(c => `| ${c.target} | ${c.measured} | ${c.met ? "met" : "not met"} |`).join("\n"),
 		);
 	}
