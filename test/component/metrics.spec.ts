@@ -2,10 +2,13 @@
  * The shop's own metrics (platform/metrics.ts), as Prometheus scrapes them: a whole shop with metrics on
  * and Moleculer's Prometheus reporter on a free port, a checkout through the gateway, then /metrics over
  * HTTP. And with metrics off (the default), nothing of the shop's is registered and the helpers do nothing.
+ * Over a NATS of the test's own: a redelivery counted, and a dead letter in its channel's depth.
  */
-import { ServiceBroker } from "moleculer";
+import { ServiceBroker, type Middleware, type ServiceSchema } from "moleculer";
 import brokerConfig from "../../moleculer.config";
-import { countMetric, observeSeconds, setMetric, SHOP_METRICS } from "../../platform/metrics";
+import { channelsMiddleware, CONSUMER, type JetStreamAdapter } from "../../platform/channels";
+import { countMetric, observeSeconds, setMetric, SHOP_METRICS, ShopMetrics } from "../../platform/metrics";
+import { describeWithNats, startNatsServer, type NatsServer } from "../helpers/nats";
 import { freePort, waitFor } from "../helpers/process";
 import { checkoutOne, startShop, type Shop } from "../helpers/shop";
 
@@ -194,5 +197,55 @@ describe("the shop's metrics, off (no METRICS_PORT)", () => {
 		} finally {
 			await broker.stop();
 		}
+	});
+});
+
+describeWithNats("the shop's metrics of durable events (NATS JetStream)", () => {
+	let nats: NatsServer;
+	let broker: ServiceBroker;
+	const channel = "metrics.failing";
+
+	beforeAll(async () => {
+		nats = await startNatsServer();
+		broker = new ServiceBroker({
+			nodeID: `metrics-nats-${process.pid}`,
+			namespace: `metrics${process.pid}`,
+			logger: false,
+			metrics: { enabled: true },
+			middlewares: [channelsMiddleware([channel], nats.url) as unknown as Middleware, ShopMetrics],
+		});
+		broker.createService({
+			name: "failing",
+			channels: {
+				[channel]: {
+					...CONSUMER,
+					maxRetries: 2,
+					handler() {
+						throw new Error("this consumer always fails");
+					},
+				},
+			},
+		} as ServiceSchema);
+		await broker.start();
+	}, 30_000);
+	afterAll(async () => {
+		await broker?.stop();
+		await nats?.destroy();
+	});
+
+	it("counts a redelivery, and the dead letter in its channel's depth", async () => {
+		await broker.sendToChannel(channel, { id: "evt-1" });
+		const adapter = broker.channelAdapter as JetStreamAdapter;
+		const depth = await waitFor(
+			async () => {
+				const d = await adapter.deadLetterDepth(100);
+				return d[channel] === 1 && d;
+			},
+			20_000,
+			"the dead letter",
+		);
+		expect(depth).toEqual({ [channel]: 1 });
+		const redelivered = broker.metrics.getMetric(SHOP_METRICS.eventsRedelivered.name)!.get({ channel });
+		expect(redelivered?.value).toBe(1); // the second of its two deliveries
 	});
 });
