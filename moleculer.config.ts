@@ -37,6 +37,7 @@ import { channelsMiddleware } from "./platform/channels";
 import { CircuitLogger } from "./platform/middlewares/circuit-logger";
 import { isEndpointFailure } from "./platform/errors";
 import { HealthEndpoint } from "./platform/middlewares/health-endpoint";
+import { ShopMetrics } from "./platform/metrics";
 import { RetryElsewhere } from "./platform/middlewares/retry-elsewhere";
 import { replCommands } from "./cluster/repl-commands";
 
@@ -107,6 +108,8 @@ const brokerConfig: BrokerOptions = {
 		channelsMiddleware(EVENT_TYPES) as unknown as Middleware,
 		CircuitLogger,
 		HealthEndpoint(config.healthPort),
+		// The shop's own metrics (platform/metrics.ts), registered only when metrics are on.
+		ShopMetrics,
 		"ActionHook",
 		"Validator",
 		"Bulkhead",

@@ -16,6 +16,7 @@ import { Adapters, Middleware as ChannelsMiddleware } from "@moleculer/channels"
 import type { Service, ServiceBroker } from "moleculer";
 import type { JsMsg, StreamInfo } from "nats";
 import { config } from "./config";
+import { countMetric } from "./metrics";
 
 /** Subject (and, with "." as "_", stream) of dead letters. */
 export const DEAD_LETTER_QUEUE = "DEAD_LETTERS";
@@ -121,6 +122,8 @@ export class JetStreamAdapter extends NatsAdapter {
 			if (chan.unsubscribing || (!err && !message)) return;
 			if (err || !message) return this.logger.error(`Consumer of '${chan.name}' failed:`, err);
 			this.addChannelActiveMessages(chan.id, [message.seq]);
+			if (message.info.redeliveryCount > 1)
+				countMetric(this.broker, "eventsRedelivered", { channel: this.unprefixed(chan.name) });
 			// Tell JetStream the message is being worked on, so a slow handler is not redelivered meanwhile.
 			message.working();
 			const keepAlive = setInterval(() => message.working(), WORKING_INTERVAL_MS);
@@ -168,6 +171,22 @@ export class JetStreamAdapter extends NatsAdapter {
 			);
 			message.nak(redeliveryDelay(chan.maxRetries));
 		}
+	}
+
+	/** Dead letters per original channel, of the oldest `limit` (for the moleshop_dead_letters gauge). */
+	async deadLetterDepth(limit: number): Promise<Record<string, number>> {
+		const depth: Record<string, number> = {};
+		for (const letter of await this.listDeadLetters(limit)) {
+			const channel = this.unprefixed(letter.channel);
+			depth[channel] = (depth[channel] ?? 0) + 1;
+		}
+		return depth;
+	}
+
+	/** A channel's name without the namespace the adapter puts in front of it (the event type, for metric labels). */
+	unprefixed(name: string): string {
+		const prefix = this.addPrefixTopic("-").slice(0, -1); // "<namespace>.", or "" without one
+		return prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
 	}
 
 	/** The oldest `limit` dead letters. */

@@ -21,6 +21,7 @@ import DbService from "moleculer-db";
 import type { DbAdapter, MoleculerDbMethods } from "moleculer-db";
 import type { Model, SchemaDefinition } from "mongoose";
 import { config } from "./config";
+import { metricsOn, observeSeconds, secondsSince } from "./metrics";
 import { OUTBOX_STORAGE, OutboxMixin } from "./outbox.mixin";
 import type { PageRequest } from "./params";
 import { EmbeddedStoreAdapter } from "./embedded-store";
@@ -302,6 +303,43 @@ export const newObjectId = (): string =>
 		.toString(16)
 		.padStart(8, "0") + randomBytes(8).toString("hex");
 
+/** The store operations timed per collection (moleshop_store_operation_duration_seconds{operation}). */
+const TIMED_OPERATIONS = [
+	"find",
+	"findOne",
+	"findById",
+	"findByIds",
+	"count",
+	"insert",
+	"insertMany",
+	"updateMany",
+	"updateById",
+	"removeMany",
+	"removeById",
+] as const;
+const TIMED = Symbol("timed store operations");
+
+/**
+ * Time every operation of the service's adapter into the store histogram, once per adapter (a service
+ * created again from its schema shares it). Only with metrics on: otherwise the adapter is left as it is.
+ */
+function timeStoreOperations(broker: ServiceBroker, adapter: StoreAdapter, collection: string): void {
+	const target = adapter as unknown as Record<PropertyKey, unknown>;
+	if (!metricsOn(broker) || target[TIMED]) return;
+	target[TIMED] = true;
+	for (const operation of TIMED_OPERATIONS) {
+		const original = target[operation] as (...args: unknown[]) => Promise<unknown>;
+		if (typeof original !== "function") continue;
+		const labels = { collection, operation };
+		target[operation] = function (this: unknown, ...args: unknown[]) {
+			const start = process.hrtime.bigint();
+			return original
+				.apply(this, args)
+				.finally(() => observeSeconds(broker, "storeOperationDuration", secondsSince(start), labels));
+		};
+	}
+}
+
 /** Services on this process that use the one shared mongoose connection. */
 let mongoServices = 0;
 
@@ -443,6 +481,11 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 					return this.broker.cacher?.clean(`${this.fullName}.**`);
 				},
 			};
+		},
+
+		created(this: DbServiceThis) {
+			// moleculer-db's `created` (a mixin's, so it ran first) set the service's adapter.
+			timeStoreOperations(this.broker, this.adapter as unknown as StoreAdapter, opts.collection);
 		},
 
 		async afterConnected(this: DbServiceThis) {

@@ -15,6 +15,7 @@
  */
 import type { ServiceSchema } from "moleculer";
 import type { DbThis, IndexSpec } from "./db.mixin";
+import { countMetric, metricsOn, setMetric } from "./metrics";
 
 const RELAY_INTERVAL_MS = 2_000;
 /**
@@ -25,6 +26,8 @@ const RELAY_INTERVAL_MS = 2_000;
 const ANY_PENDING_EVENT = { $gt: "" };
 const RELAY_BATCH = 100;
 const STOP_WAIT_MS = 5_000;
+/** The documents with pending events that one measure of the backlog reads, at most. */
+const MEASURE_LIMIT = 10_000;
 
 /** An event as the outbox keeps and publishes it (the envelope of every domain event). */
 export interface OutboxEvent {
@@ -78,7 +81,9 @@ interface RelayState {
 	relayPending: { all: boolean; eventIds: string[] };
 }
 
-type OutboxThis = DbThis & OutboxMethods & RelayState & { publishOutbox(query: object): Promise<void> };
+type OutboxThis = DbThis &
+	OutboxMethods &
+	RelayState & { publishOutbox(query: object): Promise<void>; measureOutbox(): Promise<void> };
 
 export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayState, OutboxThis>> = {
 	methods: {
@@ -150,11 +155,36 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 					for (const event of doc.outbox) {
 						if (this.outboxStopped) return;
 						await this.broker.sendToChannel(event.type, event, { msgID: event.id });
+						countMetric(this.broker, "eventsPublished", { channel: event.type });
 						await this.adapter.updateMany({ _id: doc._id }, { $pull: { outbox: { id: event.id } } });
 					}
 				}
 				if (docs.length < RELAY_BATCH) return;
 			}
+		},
+
+		/**
+		 * The outbox's backlog and the age of its oldest event, into their gauges: one read of the outbox's
+		 * index (the documents with pending events, at most MEASURE_LIMIT of them), after each periodic pass.
+		 */
+		async measureOutbox() {
+			if (!metricsOn(this.broker) || !this.storeConnected) return;
+			const docs = (await this.adapter.find({
+				query: { "outbox.id": ANY_PENDING_EVENT },
+				limit: MEASURE_LIMIT,
+			})) as Array<{ _id: unknown; outbox: OutboxEvent[] }>;
+			const seen = new Set<string>();
+			let backlog = 0;
+			let oldest = Infinity;
+			for (const doc of docs) {
+				if (seen.has(String(doc._id))) continue;
+				seen.add(String(doc._id));
+				backlog += doc.outbox.length;
+				for (const event of doc.outbox) oldest = Math.min(oldest, Date.parse(event.occurredAt));
+			}
+			const labels = { service: this.name };
+			setMetric(this.broker, "outboxBacklog", backlog, labels);
+			setMetric(this.broker, "outboxOldestAge", backlog ? Math.max(0, (Date.now() - oldest) / 1000) : 0, labels);
 		},
 	},
 
@@ -169,7 +199,15 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 
 	started() {
 		this.outboxStopped = false;
-		this.relayTimer = setInterval(() => void this.relayOutbox(), RELAY_INTERVAL_MS);
+		this.relayTimer = setInterval(
+			() =>
+				void this.relayOutbox().then(() =>
+					this.measureOutbox().catch((err: Error) =>
+						this.logger.debug(`Outbox not measured: ${err.message}`),
+					),
+				),
+			RELAY_INTERVAL_MS,
+		);
 		this.relayTimer.unref();
 	},
 

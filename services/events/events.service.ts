@@ -12,11 +12,17 @@ import type { ServiceSchema } from "moleculer";
 import { durableEvents, type DeadLetter, type JetStreamAdapter } from "../../platform/channels";
 import { conflict, notFound } from "../../contracts/errors";
 import type { ShopContext } from "../../contracts/context";
+import { EVENT_TYPES } from "../../contracts/events";
+import { metricsOn, setMetric } from "../../platform/metrics";
 
 const seqParam = { type: "number", integer: true, min: 1, convert: true } as const;
 
 const NO_QUEUE =
 	"There is no dead-letter queue without durable events: run with TRANSPORTER=nats://... (NATS with JetStream)";
+
+/** How often the dead-letter gauge is refreshed, and how many dead letters one refresh reads at most. */
+const DEPTH_INTERVAL_MS = 15_000;
+const DEPTH_LIMIT = 1_000;
 
 const EventsService: ServiceSchema = {
 	name: "events",
@@ -59,6 +65,35 @@ const EventsService: ServiceSchema = {
 				}
 			},
 		},
+	},
+
+	methods: {
+		/**
+		 * moleshop_dead_letters{channel}: the dead letters of each channel (0 for a channel with none, and
+		 * always in the default mode, which has no queue), read from the queue every DEPTH_INTERVAL_MS.
+		 */
+		async measureDeadLetters() {
+			const depth = durableEvents()
+				? await (this.broker.channelAdapter as JetStreamAdapter).deadLetterDepth(DEPTH_LIMIT)
+				: {};
+			for (const channel of new Set([...EVENT_TYPES, ...Object.keys(depth)]))
+				setMetric(this.broker, "deadLetters", depth[channel] ?? 0, { channel });
+		},
+	},
+
+	started() {
+		if (!metricsOn(this.broker)) return;
+		const measure = () =>
+			this.measureDeadLetters().catch((err: Error) =>
+				this.logger.debug(`Dead letters not measured: ${err.message}`),
+			);
+		void measure();
+		this.depthTimer = setInterval(measure, DEPTH_INTERVAL_MS);
+		this.depthTimer.unref();
+	},
+
+	stopped() {
+		clearInterval(this.depthTimer);
 	},
 };
 

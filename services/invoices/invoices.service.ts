@@ -10,6 +10,7 @@
 import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { notFound } from "../../contracts/errors";
+import { countMetric } from "../../platform/metrics";
 import type { ShopContext } from "../../contracts/context";
 import { type Quote, QUOTE_FIELDS, QUOTE_SCHEMA } from "../../contracts/pricing";
 import { currencyParam, idParam } from "../../platform/params";
@@ -87,10 +88,11 @@ const InvoicesService: ServiceSchema<object, object, object, Service & DbMethods
 				const existing = await this.adapter.findOne({ orderId: ctx.params.orderId });
 				if (existing) return this.toEntity(ctx, existing);
 				const seq = await this.nextSequence("invoice");
-				const { doc } = await this.insertOrGet(
+				const { doc, created } = await this.insertOrGet(
 					{ ...ctx.params, seq, number: formatNumber(seq), issuedAt: new Date() },
 					{ orderId: ctx.params.orderId },
 				);
+				if (created) countMetric(this.broker, "invoicesIssued");
 				return this.toEntity(ctx, doc);
 			},
 		},

@@ -21,6 +21,7 @@ import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { CONSUMER } from "../../platform/channels";
 import { config } from "../../platform/config";
 import { isNotFound } from "../../platform/errors";
+import { countMetric } from "../../platform/metrics";
 import { EVENT_VERSION, isDomainEvent, type DomainEvent, type EventType } from "../../contracts/events";
 import { CHANNELS, createProviders, type Channel, type Providers } from "./providers";
 import {
@@ -339,6 +340,7 @@ const NotificationsService: ServiceSchema<NotificationsSettings, object, object,
 			};
 			// A concurrent delivery of the same event may have recorded it first: then that one sends it.
 			const { doc: stored, created } = await this.insertOrGet(doc, { key });
+			if (created && !to) countMetric(this.broker, "notificationsSent", { channel, outcome: "skipped" });
 			return { doc: stored as NotificationDoc, claimed: created && !!to };
 		},
 
@@ -379,8 +381,10 @@ const NotificationsService: ServiceSchema<NotificationsSettings, object, object,
 					{ key },
 					{ $set: { status: "failed", lastError, updatedAt: new Date() }, $unset: { leaseUntil: true } },
 				);
+				countMetric(this.broker, "notificationsSent", { channel: doc.channel, outcome: "failed" });
 				return lastError;
 			}
+			countMetric(this.broker, "notificationsSent", { channel: doc.channel, outcome: "sent" });
 			const sentAt = new Date();
 			await this.adapter.updateMany(
 				{ key },

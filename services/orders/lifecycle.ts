@@ -42,6 +42,9 @@ export const ORDER_STATUSES = Object.keys(LIFECYCLE) as OrderStatus[];
 /** Statuses an order only passes through; the recovery sweep finishes an order that stays in one. */
 export const INTERMEDIATE: readonly OrderStatus[] = ORDER_STATUSES.filter(status => LIFECYCLE[status].finish);
 
+/** Statuses an order may rest in (no step finishes them): reaching one is an outcome (moleshop_orders_finished_total). */
+export const FINAL: readonly OrderStatus[] = ORDER_STATUSES.filter(status => !LIFECYCLE[status].finish);
+
 /** Statuses of a checkout still in progress: not an order its customer sees. */
 export const IN_CHECKOUT: readonly OrderStatus[] = ORDER_STATUSES.filter(status => !LIFECYCLE[status].placed);
 

@@ -14,6 +14,8 @@ import { QUOTE_FIELDS, QUOTE_SCHEMA, quoteOptionParams } from "../../contracts/p
 import { config } from "../../platform/config";
 import { DbMixin } from "../../platform/db.mixin";
 import { conflict, notFound, unprocessable } from "../../contracts/errors";
+import { isClientRefusal } from "../../platform/errors";
+import { observeSeconds, secondsSince } from "../../platform/metrics";
 import { idParam, pageParams } from "../../platform/params";
 import { CHECKOUT_TIMEOUT_MS, checkoutMethods, type CheckoutParams } from "./checkout";
 import { IN_CHECKOUT } from "./lifecycle";
@@ -108,7 +110,18 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 					]);
 				}
 				const key = ctx.meta.idempotencyKey ? `${ctx.meta.user!.id}:${ctx.meta.idempotencyKey}` : undefined;
-				return this.answerCheckout(ctx, await this.checkout(ctx, key));
+				const start = process.hrtime.bigint();
+				let outcome = "error";
+				try {
+					const order = await this.checkout(ctx, key);
+					outcome = order.status; // paid, reserved (202) or payment_failed (402)
+					return this.answerCheckout(ctx, order);
+				} catch (err) {
+					if (outcome === "error" && isClientRefusal(err)) outcome = "refused"; // not the 402 of payment_failed
+					throw err;
+				} finally {
+					observeSeconds(this.broker, "checkoutDuration", secondsSince(start), { outcome });
+				}
 			},
 		},
 

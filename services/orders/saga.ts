@@ -20,7 +20,8 @@ import { domainEvent, type DomainEvent } from "../../contracts/events";
 import { CHARGE_TIMEOUT_MS } from "../../contracts/payments";
 import { config } from "../../platform/config";
 import { isClientRefusal } from "../../platform/errors";
-import { assertMove, finishingStep, INTERMEDIATE, type OrderStatus, type TimelineEntry } from "./lifecycle";
+import { countMetric } from "../../platform/metrics";
+import { assertMove, FINAL, finishingStep, INTERMEDIATE, type OrderStatus, type TimelineEntry } from "./lifecycle";
 import { eventLines, stockLines, type OrderDoc, type OrdersThis, type PaymentSummary } from "./order";
 
 /** What a status write changes besides the status, and what it says. */
@@ -196,6 +197,8 @@ export const sagaMethods: SagaMethods & ThisType<OrdersThis> = {
 			events,
 		);
 		if (moved !== 1) return false;
+		// This write made the move (it was conditional on `from`): the order is counted once.
+		if (FINAL.includes(to)) countMetric(this.broker, "ordersFinished", { status: to });
 		await this.entityChanged("updated", { ...order, status: to }, null as never);
 		return true;
 	},

@@ -18,6 +18,7 @@ import type { Service, ServiceSchema } from "moleculer";
 import { DbMixin, type DbMethods } from "../../platform/db.mixin";
 import { config } from "../../platform/config";
 import { isClientRefusal } from "../../platform/errors";
+import { countMetric } from "../../platform/metrics";
 import type { ShopContext } from "../../contracts/context";
 import {
 	CHARGE_TIMEOUT_MS,
@@ -266,10 +267,20 @@ const PaymentsService: ServiceSchema<object, object, object, Service & PaymentsM
 
 		/** Record the provider's answer on a pending entry (a concurrent repeat may have recorded it first: same answer). */
 		async settle(doc, changes) {
-			await this.adapter.updateMany(
+			const settled = await this.adapter.updateMany(
 				{ _id: doc._id, status: "pending" },
 				{ $set: { ...changes, updatedAt: new Date() } },
 			);
+			// Money moved, counted by the one call that recorded it (a repeat finds the entry settled).
+			if (settled === 1 && changes.status === "succeeded" && doc.amount > 0)
+				countMetric(
+					this.broker,
+					doc.kind === "charge" ? "paymentsCharged" : "paymentsRefunded",
+					{
+						currency: doc.currency,
+					},
+					doc.amount,
+				);
 			return (await this.adapter.findById(doc._id)) as EntryDoc;
 		},
 	},

@@ -23,6 +23,7 @@ import { conflict } from "../../contracts/errors";
 import { domainEvent } from "../../contracts/events";
 import type { ShopContext } from "../../contracts/context";
 import { type ItemRequest, itemsParam, mergeItems, type ProductsCleaned } from "../../contracts/items";
+import { countMetric } from "../../platform/metrics";
 import { idParam } from "../../platform/params";
 import type { ActionsFor } from "../../platform/schema";
 import type { ProductsThis } from "./products.service";
@@ -101,6 +102,7 @@ export const inventoryActions: ActionsFor<ProductsThis> = {
 				const taken = await this.takeStock(orderId, items);
 				if (taken.length < items.length) {
 					await this.returnStock(orderId, taken);
+					countMetric(this.broker, "stockRefused");
 					throw conflict("Not enough stock", "OUT_OF_STOCK", { items: await this.shortItems(items) });
 				}
 				return { orderId, items };
