@@ -104,6 +104,15 @@ describe("the OpenAPI document", () => {
 		// and nothing that is not routed
 		expect(documented.size).toBe(notPages.length);
 
+		// OpenAPI's own rules: unique operation ids, a path parameter for every {name} of a path
+		const ids = operations().map(o => o.op.operationId);
+		expect(new Set(ids).size).toBe(ids.length);
+		for (const { path, op } of operations()) {
+			const names = [...path.matchAll(/\{([^}]+)\}/g)].map(m => m[1]);
+			const inPath = (op.parameters ?? []).filter((p: Schema) => p.in === "path").map((p: Schema) => p.name);
+			expect({ path, inPath }).toEqual({ path, inPath: names });
+		}
+
 		const access = (method: string, path: string) => doc.paths[path][method];
 		expect(access("post", "/api/v1/auth/register").security).toEqual([]);
 		expect(access("post", "/api/v1/orders").security).toEqual([{ bearerAuth: [] }]);
