@@ -16,8 +16,11 @@ import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import bodyParser from "body-parser";
 import { config } from "../../platform/config";
 import { isClientRefusal } from "../../platform/errors";
-import { badRequest, forbidden, refusal, unauthorized } from "../../contracts/errors";
+import { badRequest, forbidden, notFound, refusal, unauthorized } from "../../contracts/errors";
 import type { Access, AuthUser, ShopContext } from "../../contracts/context";
+import { buildOpenApi, type RouteAlias } from "../../platform/openapi";
+import { gatewayRouteDocs, operationDocs } from "./api-docs";
+import { sendDocsAsset, sendDocsPage } from "./docs-page";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7E]{1,255}$/;
@@ -158,6 +161,9 @@ const servedAnywhere = (broker: ServiceBroker, name: string) =>
 /** The gateway's own methods (moleculer-web calls authenticate, authorize and its error handlers). */
 interface ApiMethods {
 	publicErrorData(err: ShopError): unknown;
+	openApiDocument(): Promise<object>;
+	/** moleculer-web's: answer `err` through `onError`. */
+	sendError(req: Req, res: ServerResponse, err: unknown): void;
 }
 
 const ApiService: ServiceSchema<ApiSettingsSchema> = {
@@ -193,6 +199,25 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 							status: missing.length ? "unavailable" : "ready",
 							missing,
 						});
+					},
+					/** The REST contract as OpenAPI 3, generated from the routes and the actions' schemas. */
+					async "GET api/v1/openapi.json"(this: Service & ApiMethods, req: Req, res: ServerResponse) {
+						try {
+							sendJson(res, 200, await this.openApiDocument());
+						} catch (err) {
+							this.sendError(req, res, err);
+						}
+					},
+					/** The interactive docs page and its assets (swagger-ui, served from node_modules). */
+					"GET api/v1/docs"(req: Req, res: ServerResponse) {
+						sendDocsPage(res);
+					},
+					"GET api/v1/docs/:file"(
+						this: Service & ApiMethods,
+						req: Req & { $params: { file: string } },
+						res: ServerResponse,
+					) {
+						if (!sendDocsAsset(res, req.$params.file)) this.sendError(req, res, notFound("Docs file"));
 					},
 				},
 			},
@@ -270,6 +295,19 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 			if (status === 503 || status === 504) this.logger.warn(`${req.method} ${req.url}: ${err.message}`);
 			else if (status >= 500) this.logger.error("Request failed:", req.method, req.url, err);
 			this.sendError(req, res, err);
+		},
+
+		/** The OpenAPI document of every alias this gateway routes, with the actions' params as the registry knows them. */
+		async openApiDocument(this: Service) {
+			const routes = await this.broker.call<RouteAlias[], object>("api.listAliases", { withActionSchema: true });
+			return buildOpenApi({
+				title: "moleshop REST API",
+				version: "1",
+				description: "Generated from the gateway's routes and each action's parameter schema and access level.",
+				aliases: routes.filter(alias => alias.actionName),
+				docs: operationDocs,
+				functionRoutes: gatewayRouteDocs,
+			});
 		},
 
 		/** Validation details without the submitted values (they may be passwords). */
