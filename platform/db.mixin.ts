@@ -24,6 +24,7 @@ import { config } from "./config";
 import { OUTBOX_STORAGE, OutboxMixin } from "./outbox.mixin";
 import type { PageRequest } from "./params";
 import { EmbeddedStoreAdapter } from "./embedded-store";
+import { contributeHealthCheck } from "./health";
 import type { MongoStoreAdapter } from "./store-adapters";
 
 /**
@@ -422,6 +423,7 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			 * to stop closes it, so none is cut off while others finish their work.
 			 */
 			async disconnect() {
+				this.storeConnected = false;
 				if (!mongo) return this.adapter.disconnect();
 				if (!this.usesMongo) return;
 				this.usesMongo = false;
@@ -443,6 +445,15 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 					return this.broker.cacher?.clean(`${this.fullName}.**`);
 				},
 			};
+		},
+
+		/** Readiness (platform/health.ts): the store is open — NeDB loaded, or mongoose's connection up (readyState 1). */
+		created(this: DbServiceThis) {
+			contributeHealthCheck(this, "store", () => {
+				const open = mongo ? mongoStore().mongoose.connection.readyState === 1 : !!this.adapter.db;
+				const ok = open && !!this.storeConnected;
+				return { ok, collection: opts.collection, ...(ok ? {} : { reason: "not connected" }) };
+			});
 		},
 
 		async afterConnected(this: DbServiceThis) {
