@@ -14,7 +14,7 @@
  */
 import { Adapters, Middleware as ChannelsMiddleware } from "@moleculer/channels";
 import type { Service, ServiceBroker } from "moleculer";
-import type { JsMsg, StreamInfo } from "nats";
+import type { JetStreamManager, JsMsg, StreamInfo } from "nats";
 import { config } from "./config";
 import { countMetric } from "./metrics";
 
@@ -297,4 +297,22 @@ async function drainChannels(broker: ServiceBroker, channels: ChannelsHooks) {
 				),
 		),
 	);
+}
+
+/**
+ * The JetStream check of a node in NATS mode (none otherwise, platform/health.ts): the adapter's
+ * JetStream manager answers for the account, and the dead-letter stream's message count, from its
+ * stream info (no message is read), is within HEALTH_DEAD_LETTER_BOUND or reported as degraded.
+ */
+export function jetStreamHealth(broker: ServiceBroker) {
+	const adapter = broker.channelAdapter;
+	if (!(adapter instanceof JetStreamAdapter)) return undefined;
+	return async () => {
+		const manager = (adapter as { manager?: JetStreamManager | null }).manager;
+		if (!manager) return { ok: false, reason: "not connected" };
+		await manager.getAccountInfo();
+		const deadLetters = (await manager.streams.info(adapter.deadLetterStream())).state.messages;
+		const bound = config.health.deadLetterBound;
+		return { ok: true, deadLetters, deadLetterBound: bound, degraded: deadLetters > bound };
+	};
 }

@@ -52,6 +52,14 @@ export interface Config {
 	namespace: string;
 	/** Port of a node's own health endpoint (containers without the gateway use it). */
 	healthPort: number | undefined;
+	health: {
+		/** HEALTH_CHECK_TIMEOUT_MS: a readiness check that has not answered by then has failed. */
+		checkTimeoutMs: number;
+		/** HEALTH_OUTBOX_BOUND: more unpublished events than this in a service's outbox make its node degraded. */
+		outboxBound: number;
+		/** HEALTH_DEAD_LETTER_BOUND: more dead letters than this make a NATS-mode node degraded. */
+		deadLetterBound: number;
+	};
 	/** METRICS_PORT: Moleculer's metrics are collected, and served in Prometheus format on this port, only when it is set. */
 	metricsPort: number | undefined;
 	/** Country a quote is for when none is given. */
@@ -166,6 +174,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 		transporter: optional(env.TRANSPORTER) ?? (nodeEnv === "test" ? null : "TCP"),
 		namespace: env.NAMESPACE || "moleshop",
 		healthPort: optional(env.HEALTH_PORT) ? integer(env.HEALTH_PORT, 0, "HEALTH_PORT") : undefined,
+		health: {
+			checkTimeoutMs: Math.max(50, integer(env.HEALTH_CHECK_TIMEOUT_MS, 1_000, "HEALTH_CHECK_TIMEOUT_MS")),
+			outboxBound: integer(env.HEALTH_OUTBOX_BOUND, 100, "HEALTH_OUTBOX_BOUND"),
+			deadLetterBound: integer(env.HEALTH_DEAD_LETTER_BOUND, 0, "HEALTH_DEAD_LETTER_BOUND"),
+		},
 		metricsPort: optional(env.METRICS_PORT) ? integer(env.METRICS_PORT, 0, "METRICS_PORT") : undefined,
 		defaultCountry: (env.DEFAULT_COUNTRY || "US").toUpperCase(),
 		pricing: {

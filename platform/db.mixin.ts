@@ -25,6 +25,7 @@ import { metricsOn, observeSeconds, secondsSince } from "./metrics";
 import { OUTBOX_STORAGE, OutboxMixin } from "./outbox.mixin";
 import type { PageRequest } from "./params";
 import { EmbeddedStoreAdapter } from "./embedded-store";
+import { contributeHealthCheck } from "./health";
 import type { MongoStoreAdapter } from "./store-adapters";
 
 /**
@@ -460,6 +461,7 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			 * to stop closes it, so none is cut off while others finish their work.
 			 */
 			async disconnect() {
+				this.storeConnected = false;
 				if (!mongo) return this.adapter.disconnect();
 				if (!this.usesMongo) return;
 				this.usesMongo = false;
@@ -483,9 +485,18 @@ export function DbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 			};
 		},
 
+		/**
+		 * Store timings (platform/metrics.ts), and readiness (platform/health.ts): the store is open — NeDB
+		 * loaded, or mongoose's connection up (readyState 1).
+		 */
 		created(this: DbServiceThis) {
 			// moleculer-db's `created` (a mixin's, so it ran first) set the service's adapter.
 			timeStoreOperations(this.broker, this.adapter as unknown as StoreAdapter, opts.collection);
+			contributeHealthCheck(this, "store", () => {
+				const open = mongo ? mongoStore().mongoose.connection.readyState === 1 : !!this.adapter.db;
+				const ok = open && !!this.storeConnected;
+				return { ok, collection: opts.collection, ...(ok ? {} : { reason: "not connected" }) };
+			});
 		},
 
 		async afterConnected(this: DbServiceThis) {

@@ -14,7 +14,9 @@
  * same event id within its duplicate window, and consumers deduplicate by event id.
  */
 import type { ServiceSchema } from "moleculer";
+import { config } from "./config";
 import type { DbThis, IndexSpec } from "./db.mixin";
+import { contributeHealthCheck, type CheckResult } from "./health";
 import { countMetric, metricsOn, setMetric } from "./metrics";
 
 const RELAY_INTERVAL_MS = 2_000;
@@ -83,7 +85,11 @@ interface RelayState {
 
 type OutboxThis = DbThis &
 	OutboxMethods &
-	RelayState & { publishOutbox(query: object): Promise<void>; measureOutbox(): Promise<void> };
+	RelayState & {
+		publishOutbox(query: object): Promise<void>;
+		measureOutbox(): Promise<void>;
+		outboxHealth(): Promise<CheckResult>;
+	};
 
 export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayState, OutboxThis>> = {
 	methods: {
@@ -140,6 +146,41 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 			clearTimeout(timer);
 		},
 
+		/**
+		 * Readiness (platform/health.ts): the unpublished events and the age of the oldest, read from the
+		 * sparse outbox index and bounded — at most HEALTH_OUTBOX_BOUND + 1 documents are read, so past the
+		 * bound `backlog` is a lower bound (`atLeast`) and the node is degraded. A closed store is the store
+		 * check's verdict, not this one's.
+		 */
+		async outboxHealth(): Promise<CheckResult> {
+			const bound = config.health.outboxBound;
+			if (!this.storeConnected) return { ok: true, backlog: 0, bound, reason: "store not open" };
+			const docs = (await this.adapter.find({
+				query: { "outbox.id": ANY_PENDING_EVENT },
+				limit: bound + 1,
+			})) as Array<{ _id: unknown; outbox?: OutboxEvent[] }>;
+			const seen = new Set<string>();
+			let backlog = 0;
+			let oldest = Infinity;
+			for (const doc of docs) {
+				if (seen.has(String(doc._id))) continue; // NeDB answers a document once per event
+				seen.add(String(doc._id));
+				for (const event of doc.outbox ?? []) {
+					backlog++;
+					oldest = Math.min(oldest, Date.parse(event.occurredAt) || Date.now());
+				}
+			}
+			const oldestAgeSeconds = backlog ? Math.max(0, Math.round((Date.now() - oldest) / 1000)) : 0;
+			return {
+				ok: true,
+				backlog,
+				oldestAgeSeconds,
+				bound,
+				degraded: backlog > bound,
+				...(docs.length > bound ? { atLeast: true } : {}),
+			};
+		},
+
 		/** Publish the pending events of the documents matching `query`, each document's in order; stop at the first failure. */
 		async publishOutbox(query: object) {
 			for (;;) {
@@ -189,6 +230,7 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 	},
 
 	created() {
+		contributeHealthCheck(this, "outbox", () => this.outboxHealth());
 		Object.assign(this, {
 			outboxStopped: false,
 			relaying: null,

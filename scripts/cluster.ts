@@ -3,6 +3,9 @@
  * of docker-compose.yml — a NATS server, one broker process per service and
  * two replicas of the stateless pricing service — with every log line
  * prefixed by its node. Ctrl-C or SIGTERM stops every child, then NATS.
+ * Each node answers /health and /ready on a HEALTH_PORT of its own (from HEALTH_PORT, or PORT + 101,
+ * upwards, skipping ports in use; the gateway on PORT): the script prints them, and each node's
+ * readiness once it answers 200.
  *
  * With TRANSPORTER set, the nodes use that NATS and none is started here.
  */
@@ -19,6 +22,7 @@ const ROOT = path.resolve(__dirname, "../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
 const NATS_PORT = 4222;
 const STOP_TIMEOUT_MS = 20_000;
+const READY_WAIT_MS = 120_000;
 
 const children: Array<{ label: string; child: ChildProcess }> = [];
 let stopping = false;
@@ -116,15 +120,51 @@ async function main() {
 	process.on("exit", () => children.forEach(({ child }) => child.exitCode === null && child.kill("SIGKILL")));
 	const transporter = config.transporter?.startsWith("nats://") ? config.transporter : await startNats();
 	console.log(`cluster | nodes talk over ${transporter}; the gateway listens on http://localhost:${config.port}`);
+	let nextPort = config.healthPort || config.port + 101;
+	const probes: Array<{ label: string; url: string }> = [];
 	for (const { label, services } of TOPOLOGY) {
+		const gateway = services.split(",").includes("api");
+		let healthPort = "";
+		if (!gateway) {
+			while (await portOpen(nextPort)) nextPort++;
+			healthPort = String(nextPort++);
+		}
+		probes.push({ label, url: `http://localhost:${gateway ? config.port : healthPort}/ready` });
 		start(label, process.execPath, nodeArgs(RUNNER, path.join(ROOT, "dist/moleculer.config.js")), {
 			...process.env,
 			SERVICEDIR: path.join(ROOT, "dist/services"),
 			SERVICES: services,
 			TRANSPORTER: transporter,
-			HEALTH_PORT: "", // one port for seven processes would clash; the gateway has /health
+			HEALTH_PORT: healthPort,
 		});
 	}
+	for (const { label, url } of probes)
+		console.log(`cluster | ${label} health: ${url.replace(/ready$/, "health")} · ${url}`);
+	void Promise.all(probes.map(probe => waitReady(probe.label, probe.url))).then(all => {
+		if (all.every(Boolean)) console.log("cluster | every node is ready");
+	});
+}
+
+/** Poll a node's /ready until it answers 200 (ready or degraded), and say so; false if it never did. */
+async function waitReady(label: string, url: string): Promise<boolean> {
+	const deadline = Date.now() + READY_WAIT_MS;
+	let last = "no answer";
+	while (!stopping && Date.now() < deadline) {
+		try {
+			const res = await fetch(url);
+			const body = (await res.json()) as { status?: string };
+			last = `${res.status} ${body.status}`;
+			if (res.ok) {
+				console.log(`cluster | ${label} is ${body.status} (${url})`);
+				return true;
+			}
+		} catch {
+			// not listening yet
+		}
+		await new Promise(resolve => setTimeout(resolve, 500));
+	}
+	if (!stopping) console.error(`cluster | ${label} was not ready within ${READY_WAIT_MS / 1000} s (${last}): ${url}`);
+	return false;
 }
 
 main().catch(err => {

@@ -16,6 +16,7 @@ import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import bodyParser from "body-parser";
 import { config } from "../../platform/config";
 import { isClientRefusal } from "../../platform/errors";
+import { httpStatusOf, liveness, readiness, statusOf, type CheckResult } from "../../platform/health";
 import { badRequest, forbidden, notFound, refusal, unauthorized } from "../../contracts/errors";
 import type { Access, AuthUser, ShopContext } from "../../contracts/context";
 import { buildOpenApi, type RouteAlias } from "../../platform/openapi";
@@ -187,18 +188,26 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 				bodyParsers: false,
 				mappingPolicy: "restrict",
 				aliases: {
-					/** Liveness: the process answers. */
+					/** Liveness: the broker runs (platform/health.ts). */
 					"GET health"(this: Service, req: Req, res: ServerResponse) {
-						sendJson(res, 200, { status: "ok", nodeID: this.broker.nodeID });
+						const alive = liveness(this.broker);
+						sendJson(res, httpStatusOf(alive.status), alive);
 					},
-					/** Readiness: every routed service is available somewhere in the cluster. */
-					"GET ready"(this: Service, req: Req, res: ServerResponse) {
+					/**
+					 * Readiness: this node's checks (platform/health.ts), and every routed service available
+					 * somewhere in the cluster (the `services` check, with what is `missing`).
+					 */
+					async "GET ready"(this: Service, req: Req, res: ServerResponse) {
+						const node = await readiness(this.broker);
 						const missing = REQUIRED_SERVICES.filter(name => !servedAnywhere(this.broker, name));
-						if (missing.length) res.setHeader("Retry-After", "1");
-						sendJson(res, missing.length ? 503 : 200, {
-							status: missing.length ? "unavailable" : "ready",
-							missing,
-						});
+						const services: CheckResult = {
+							ok: missing.length === 0,
+							...(missing.length ? { reason: "missing" } : {}),
+						};
+						const checks = { ...node.checks, services };
+						const status = statusOf(Object.values(checks));
+						if (status === "unavailable") res.setHeader("Retry-After", "1");
+						sendJson(res, httpStatusOf(status), { status, nodeID: node.nodeID, missing, checks });
 					},
 					/** The REST contract as OpenAPI 3, generated from the routes and the actions' schemas. */
 					async "GET api/v1/openapi.json"(this: Service & ApiMethods, req: Req, res: ServerResponse) {

@@ -51,6 +51,19 @@ describeWithNats("npm run cluster", () => {
 			}));
 			expect(pids.map(p => p.label).sort()).toEqual(TOPOLOGY.map(t => t.label).sort());
 			expect(output).toMatch(/^users\s+\| .*JWT_SECRET is not set/m); // node logs, prefixed by node
+			// Every node's own /ready is printed, and waited on; one of them answers with its checks.
+			await waitFor(
+				async () => output.includes("cluster | every node is ready"),
+				90_000,
+				"every node to be ready",
+			);
+			const usersReady = output.match(/cluster \| users health: \S+ · (\S+)/)![1];
+			const answer = await fetch(usersReady);
+			expect(answer.status).toBe(200);
+			expect(await answer.json()).toMatchObject({
+				status: "ready",
+				checks: { transporter: { ok: true }, jetstream: { ok: true }, "users.store": { ok: true } },
+			});
 			script.kill("SIGTERM");
 			expect(await exited).toBe(0);
 			const alive = pids.filter(({ pid }) => {

@@ -54,6 +54,19 @@ it("has a healthcheck on every container and waits for healthy dependencies", ()
 	}
 });
 
+it("checks every moleshop container's readiness on the port that node answers it on", () => {
+	for (const [name, def] of nodes) {
+		// The gateway answers /ready on PORT; every other node on its HEALTH_PORT (platform/middlewares/health-endpoint.ts).
+		const port = def.environment.HEALTH_PORT || def.environment.PORT;
+		expect([name, def.healthcheck.test.join(" ")]).toEqual([
+			name,
+			expect.stringContaining(`http://127.0.0.1:${port}/ready`),
+		]);
+	}
+	// The image's own HEALTHCHECK asks /health (alive) on the same choice of port.
+	expect(read("Dockerfile")).toMatch(/HEALTH_PORT\|\|process\.env\.PORT.*\/health/);
+});
+
 it("has the topology of `npm run cluster`, replicas included", () => {
 	const count = (list: string[]) =>
 		list.reduce<Record<string, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
