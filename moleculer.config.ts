@@ -38,6 +38,7 @@ import { CircuitLogger } from "./platform/middlewares/circuit-logger";
 import { isEndpointFailure } from "./platform/errors";
 import { HealthEndpoint } from "./platform/middlewares/health-endpoint";
 import { RetryElsewhere } from "./platform/middlewares/retry-elsewhere";
+import { TraceContext, tracingOptions } from "./platform/tracing";
 import { replCommands } from "./cluster/repl-commands";
 
 /** NATS when TRANSPORTER is a NATS URL; otherwise Moleculer's built-in TCP transporter, discovering nodes on this host only. */
@@ -120,6 +121,8 @@ const brokerConfig: BrokerOptions = {
 		"Fallback",
 		"ErrorHandler",
 		"Tracing",
+		// Events carry the trace of the action that wrote them to their consumers (platform/tracing.ts).
+		TraceContext as unknown as Middleware,
 		"Metrics",
 		"Debounce",
 		"Throttle",
@@ -132,7 +135,7 @@ const brokerConfig: BrokerOptions = {
 	metrics: config.metricsPort
 		? { enabled: true, reporter: [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }] }
 		: { enabled: false },
-	tracing: { enabled: false },
+	tracing: tracingOptions(config.tracing),
 };
 
 export default brokerConfig;
