@@ -8,6 +8,9 @@ import type { AddressInfo } from "node:net";
 import brokerConfig from "../../moleculer.config";
 import { loadConfig } from "../../platform/config";
 import { tracingOptions, zipkinTraceId } from "../../platform/tracing";
+import { EVENT_TYPES } from "../../contracts/events";
+import { channelsMiddleware } from "../../platform/channels";
+import { natsServerInstalled, startNatsServer, type NatsServer } from "../helpers/nats";
 import { checkoutOne, startShop, type Shop } from "../helpers/shop";
 
 interface ZipkinSpan {
@@ -52,10 +55,20 @@ async function eventually(check: () => boolean, what: () => string, boundMs = 30
 	}
 }
 
-/** Start the shop with these tracing settings, recording every span its tracer finishes. */
-async function tracedShop(env: NodeJS.ProcessEnv): Promise<{ shop: Shop; finished: FinishedSpan[] }> {
-	const saved = brokerConfig.tracing;
+/**
+ * Start the shop with these tracing settings, recording every span its tracer finishes; with `nats`,
+ * its events go over JetStream (the channels middleware of NATS mode) instead of Moleculer's events.
+ */
+async function tracedShop(
+	env: NodeJS.ProcessEnv,
+	nats?: NatsServer,
+): Promise<{ shop: Shop; finished: FinishedSpan[] }> {
+	const { tracing: savedTracing, middlewares: savedMiddlewares } = brokerConfig;
 	brokerConfig.tracing = tracingOptions(loadConfig(env).tracing);
+	if (nats) {
+		const [, ...others] = savedMiddlewares!;
+		brokerConfig.middlewares = [channelsMiddleware(EVENT_TYPES, nats.url) as never, ...others];
+	}
 	try {
 		const shop = await startShop();
 		const finished: FinishedSpan[] = [];
@@ -67,7 +80,7 @@ async function tracedShop(env: NodeJS.ProcessEnv): Promise<{ shop: Shop; finishe
 		};
 		return { shop, finished };
 	} finally {
-		brokerConfig.tracing = saved;
+		Object.assign(brokerConfig, { tracing: savedTracing, middlewares: savedMiddlewares });
 	}
 }
 
@@ -93,58 +106,69 @@ describe("one checkout is one trace", () => {
 	beforeAll(async () => (collector = await startCollector()));
 	afterAll(() => new Promise(resolve => collector.server.close(resolve)));
 
-	it.each([
-		["a request id of the gateway's own (a UUID)", {}],
-		["a caller's X-Request-Id that is not hex", { "X-Request-Id": "checkout.trace:42" }],
-	])("gateway to event consumers, at Zipkin under the X-Request-Id's trace id: %s", async (_, headers) => {
-		const { shop, finished } = await tracedShop({ TRACING: "zipkin", ZIPKIN_URL: collector.url });
-		let requestId: string;
-		try {
-			requestId = await checkout(shop, headers);
-			if ("X-Request-Id" in headers) expect(requestId).toBe(headers["X-Request-Id"]);
-			// The order's events reach their consumers after the answer: wait for their handling spans.
-			const consumed = () =>
-				new Set(
-					finished
-						.filter(span => span.traceID === requestId && span.type === "channel")
-						.map(span => span.service?.name),
+	const cases: Array<[string, Record<string, string>, "default" | "nats"]> = [
+		["a request id of the gateway's own (a UUID)", {}, "default"],
+		["a caller's X-Request-Id that is not hex", { "X-Request-Id": "checkout.trace:42" }, "default"],
+	];
+	if (natsServerInstalled() || process.env.REQUIRE_NATS)
+		cases.push(["events over JetStream (NATS mode)", {}, "nats"]);
+	it.each(cases)(
+		"gateway to event consumers, at Zipkin under the X-Request-Id's trace id: %s",
+		async (_, headers, mode) => {
+			const nats = mode === "nats" ? await startNatsServer() : undefined;
+			let shop: Shop | undefined;
+			let requestId: string;
+			try {
+				const traced = await tracedShop({ TRACING: "zipkin", ZIPKIN_URL: collector.url }, nats);
+				shop = traced.shop;
+				const { finished } = traced;
+				requestId = await checkout(shop, headers);
+				if ("X-Request-Id" in headers) expect(requestId).toBe(headers["X-Request-Id"]);
+				// The order's events reach their consumers after the answer: wait for their handling spans.
+				const consumed = () =>
+					new Set(
+						finished
+							.filter(span => span.traceID === requestId && span.type === "channel")
+							.map(span => span.service?.name),
+					);
+				await eventually(
+					() => ORDER_EVENT_CONSUMERS.every(name => consumed().has(name)),
+					() => `the event consumers (handled by ${[...consumed()].join(", ")})`,
 				);
-			await eventually(
-				() => ORDER_EVENT_CONSUMERS.every(name => consumed().has(name)),
-				() => `the event consumers (handled by ${[...consumed()].join(", ")})`,
-			);
-		} finally {
-			await shop.stop(); // the exporter sends what it holds
-		}
+			} finally {
+				await shop?.stop(); // the exporter sends what it holds
+				await nats?.destroy();
+			}
 
-		const traceId = zipkinTraceId(requestId);
-		expect(traceId).toMatch(/^[0-9a-f]{32}$/);
-		if (!("X-Request-Id" in headers)) expect(traceId).toBe(requestId.replace(/-/g, ""));
-		const inTrace = () => collector.spans.filter(span => span.traceId === traceId);
-		const services = () => new Set(inTrace().map(span => span.localEndpoint.serviceName));
-		await eventually(
-			() => [...CHECKOUT_SERVICES, ...ORDER_EVENT_CONSUMERS].every(name => services().has(name)),
-			() =>
-				`the spans at the collector (${collector.spans.length} spans, of ${[...services()].join(", ")} in the trace ${traceId}; ${[...new Set(collector.spans.map(s => s.traceId))].join(", ")})`,
-		);
-		const spans = inTrace();
-		// Every span id is Zipkin's 16 hex digits, and every parent is a span of the same trace.
-		const ids = new Set(spans.map(span => span.id));
-		for (const span of spans) {
-			expect(span.id).toMatch(/^[0-9a-f]{16}$/);
-			if (span.parentId) expect(ids).toContain(span.parentId);
-		}
-		// The root is the gateway's span; an event's handling is a child of the action that wrote the event.
-		expect(spans.filter(span => !span.parentId).map(span => span.localEndpoint.serviceName)).toEqual(["api"]);
-		const byId = new Map(spans.map(span => [span.id, span]));
-		const paidHandlers = spans.filter(span => /^channel '(\w+\.)?order\.paid'$/.test(span.name));
-		expect(paidHandlers.map(span => span.localEndpoint.serviceName).sort()).toEqual(
-			[...ORDER_EVENT_CONSUMERS].sort(),
-		);
-		for (const span of paidHandlers) expect(byId.get(span.parentId!)?.localEndpoint.serviceName).toBe("orders");
-		// No params, answers, card references or tokens (JWTs start "eyJ") in the tags.
-		expect(JSON.stringify(spans)).not.toMatch(/pm_card_visa|password|Bearer|eyJ/i);
-	});
+			const traceId = zipkinTraceId(requestId);
+			expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+			if (!("X-Request-Id" in headers)) expect(traceId).toBe(requestId.replace(/-/g, ""));
+			const inTrace = () => collector.spans.filter(span => span.traceId === traceId);
+			const services = () => new Set(inTrace().map(span => span.localEndpoint.serviceName));
+			await eventually(
+				() => [...CHECKOUT_SERVICES, ...ORDER_EVENT_CONSUMERS].every(name => services().has(name)),
+				() =>
+					`the spans at the collector (${collector.spans.length} spans, of ${[...services()].join(", ")} in the trace ${traceId}; ${[...new Set(collector.spans.map(s => s.traceId))].join(", ")})`,
+			);
+			const spans = inTrace();
+			// Every span id is Zipkin's 16 hex digits, and every parent is a span of the same trace.
+			const ids = new Set(spans.map(span => span.id));
+			for (const span of spans) {
+				expect(span.id).toMatch(/^[0-9a-f]{16}$/);
+				if (span.parentId) expect(ids).toContain(span.parentId);
+			}
+			// The root is the gateway's span; an event's handling is a child of the action that wrote the event.
+			expect(spans.filter(span => !span.parentId).map(span => span.localEndpoint.serviceName)).toEqual(["api"]);
+			const byId = new Map(spans.map(span => [span.id, span]));
+			const paidHandlers = spans.filter(span => /^channel '(\w+\.)?order\.paid'$/.test(span.name));
+			expect(paidHandlers.map(span => span.localEndpoint.serviceName).sort()).toEqual(
+				[...ORDER_EVENT_CONSUMERS].sort(),
+			);
+			for (const span of paidHandlers) expect(byId.get(span.parentId!)?.localEndpoint.serviceName).toBe("orders");
+			// No params, answers, card references or tokens (JWTs start "eyJ") in the tags.
+			expect(JSON.stringify(spans)).not.toMatch(/pm_card_visa|password|Bearer|eyJ/i);
+		},
+	);
 
 	it("exports nothing with sampling 0", async () => {
 		const { shop, finished } = await tracedShop({
