@@ -39,6 +39,7 @@ import { isEndpointFailure } from "./platform/errors";
 import { HealthEndpoint } from "./platform/middlewares/health-endpoint";
 import { ShopMetrics } from "./platform/metrics";
 import { RetryElsewhere } from "./platform/middlewares/retry-elsewhere";
+import { TraceContext, tracingOptions } from "./platform/tracing";
 import { replCommands } from "./cluster/repl-commands";
 
 /** NATS when TRANSPORTER is a NATS URL; otherwise Moleculer's built-in TCP transporter, discovering nodes on this host only. */
@@ -123,6 +124,8 @@ const brokerConfig: BrokerOptions = {
 		"Fallback",
 		"ErrorHandler",
 		"Tracing",
+		// Events carry the trace of the action that wrote them to their consumers (platform/tracing.ts).
+		TraceContext as unknown as Middleware,
 		"Metrics",
 		"Debounce",
 		"Throttle",
@@ -135,7 +138,7 @@ const brokerConfig: BrokerOptions = {
 	metrics: config.metricsPort
 		? { enabled: true, reporter: [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }] }
 		: { enabled: false },
-	tracing: { enabled: false },
+	tracing: tracingOptions(config.tracing),
 };
 
 export default brokerConfig;

@@ -107,6 +107,15 @@ export interface DomainEvent<T extends EventType = EventType> {
 	/** ISO 8601 time of the change. */
 	occurredAt: string;
 	data: EventPayloads[T];
+	/** The request that caused the event, when tracing was on (platform/tracing.ts): its handling is a span of that trace. */
+	trace?: EventTrace;
+}
+
+/** Where an event was written in a trace: the request id (the trace id), the writing action's span, and the sampling decision. */
+export interface EventTrace {
+	requestID: string;
+	parentID: string;
+	sampled: boolean;
 }
 
 /** A new event, stamped now (or at `at`, the time of the change it reports). */

@@ -62,6 +62,8 @@ export interface Config {
 	};
 	/** METRICS_PORT: Moleculer's metrics are collected, and served in Prometheus format on this port, only when it is set. */
 	metricsPort: number | undefined;
+	/** TRACING, ZIPKIN_URL, TRACING_SAMPLE_RATE, TRACING_TRACES_PER_SECOND (platform/tracing.ts). */
+	tracing: TracingSetting;
 	/** Country a quote is for when none is given. */
 	defaultCountry: string;
 	pricing: {
@@ -94,6 +96,44 @@ export interface Config {
 		/** SMTP server for email (smtp://user:pass@host:port); without it emails are only logged. */
 		smtpUrl: string | undefined;
 		mailFrom: string;
+	};
+}
+
+/** Where a node's trace spans go: nowhere (tracing off), its log (console), or a Zipkin v2 collector (Zipkin, Jaeger). */
+export type TracingExporter = "off" | "console" | "zipkin";
+
+export interface TracingSetting {
+	exporter: TracingExporter;
+	/** Base URL of the collector; spans are POSTed to `${zipkinUrl}/api/v2/spans`. */
+	zipkinUrl: string;
+	/** Share of requests (0 to 1) traced; a request's calls and events share its decision. */
+	sampleRate: number;
+	/** When set, at most this many requests a second are traced, and `sampleRate` is not used. */
+	tracesPerSecond: number | undefined;
+}
+
+const TRACING_EXPORTERS: TracingExporter[] = ["off", "console", "zipkin"];
+
+/** TRACING and the settings of its exporter and sampling. */
+function tracing(env: NodeJS.ProcessEnv): TracingSetting {
+	const exporter = (optional(env.TRACING) ?? "off").toLowerCase() as TracingExporter;
+	if (!TRACING_EXPORTERS.includes(exporter)) {
+		throw new Error(`TRACING must be one of ${TRACING_EXPORTERS.join(", ")}, got "${env.TRACING}"`);
+	}
+	const zipkinUrl = (optional(env.ZIPKIN_URL) ?? "http://localhost:9411").replace(/\/+$/, "");
+	if (!/^https?:\/\/[^\s/]+/.test(zipkinUrl))
+		throw new Error(`ZIPKIN_URL must be an http(s) URL, got "${zipkinUrl}"`);
+	const perSecond = optional(env.TRACING_TRACES_PER_SECOND);
+	const tracesPerSecond = perSecond === undefined ? undefined : Number(perSecond);
+	if (tracesPerSecond !== undefined && !(tracesPerSecond > 0 && Number.isFinite(tracesPerSecond))) {
+		throw new Error(`TRACING_TRACES_PER_SECOND must be a positive number, got "${perSecond}"`);
+	}
+	const rate = optional(env.TRACING_SAMPLE_RATE);
+	return {
+		exporter,
+		zipkinUrl,
+		sampleRate: rate === undefined ? 1 : fraction(rate, "TRACING_SAMPLE_RATE"),
+		tracesPerSecond,
 	};
 }
 
@@ -180,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			deadLetterBound: integer(env.HEALTH_DEAD_LETTER_BOUND, 0, "HEALTH_DEAD_LETTER_BOUND"),
 		},
 		metricsPort: optional(env.METRICS_PORT) ? integer(env.METRICS_PORT, 0, "METRICS_PORT") : undefined,
+		tracing: tracing(env),
 		defaultCountry: (env.DEFAULT_COUNTRY || "US").toUpperCase(),
 		pricing: {
 			freeShippingFrom: integer(env.FREE_SHIPPING_FROM, 10_000, "FREE_SHIPPING_FROM"),

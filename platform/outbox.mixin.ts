@@ -12,12 +12,15 @@
  * was cut short — the node died, NATS was down — is published when the node or
  * NATS is back. Delivery is at least once: JetStream drops a republish of the
  * same event id within its duplicate window, and consumers deduplicate by event id.
+ * With tracing on, an event keeps the trace of the action that wrote it (`trace`, platform/tracing.ts).
  */
 import type { ServiceSchema } from "moleculer";
+import type { EventTrace } from "../contracts/events";
 import { config } from "./config";
 import type { DbThis, IndexSpec } from "./db.mixin";
 import { contributeHealthCheck, type CheckResult } from "./health";
 import { countMetric, metricsOn, setMetric } from "./metrics";
+import { withTrace } from "./tracing";
 
 const RELAY_INTERVAL_MS = 2_000;
 /**
@@ -38,6 +41,7 @@ export interface OutboxEvent {
 	version: number;
 	occurredAt: string;
 	data: unknown;
+	trace?: EventTrace;
 }
 
 /** A store update: MongoDB's update operators, as both stores take them. */
@@ -66,7 +70,17 @@ export interface OutboxMethods {
 export const OUTBOX_STORAGE: { field: object; index: IndexSpec } = {
 	field: {
 		outbox: {
-			type: [{ _id: false, id: String, type: { type: String }, version: Number, occurredAt: String, data: {} }],
+			type: [
+				{
+					_id: false,
+					id: String,
+					type: { type: String },
+					version: Number,
+					occurredAt: String,
+					data: {},
+					trace: {},
+				},
+			],
 			default: undefined,
 		},
 	},
@@ -95,6 +109,7 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 	methods: {
 		async updateWithEvents(filter: object, update: StoreUpdate, events: readonly OutboxEvent[]) {
 			if (events.length === 0) return this.adapter.updateMany(filter, update);
+			events = withTrace(events);
 			const outbox = events.length === 1 ? events[0] : { $each: events };
 			const count = await this.adapter.updateMany(filter, { ...update, $push: { ...update.$push, outbox } });
 			if (count > 0) void this.relayOutbox(events.map(event => event.id));
@@ -102,6 +117,7 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 		},
 
 		async insertWithEvents<T extends object>(doc: T, events: readonly OutboxEvent[]): Promise<T> {
+			events = withTrace(events);
 			const saved = (await this.adapter.insert(events.length ? { ...doc, outbox: events } : doc)) as T;
 			if (events.length) void this.relayOutbox(events.map(event => event.id));
 			return saved;

@@ -5,7 +5,8 @@
  * prefixed by its node. Ctrl-C or SIGTERM stops every child, then NATS.
  * Each node answers /health and /ready on a HEALTH_PORT of its own (from HEALTH_PORT, or PORT + 101,
  * upwards, skipping ports in use; the gateway on PORT): the script prints them, and each node's
- * readiness once it answers 200.
+ * readiness once it answers 200. With METRICS_PORT set, each node serves its Prometheus metrics on a port
+ * of its own from there upwards, and the script prints where (metrics stay off otherwise, as on a node).
  *
  * With TRANSPORTER set, the nodes use that NATS and none is started here.
  */
@@ -121,7 +122,8 @@ async function main() {
 	const transporter = config.transporter?.startsWith("nats://") ? config.transporter : await startNats();
 	console.log(`cluster | nodes talk over ${transporter}; the gateway listens on http://localhost:${config.port}`);
 	let nextPort = config.healthPort || config.port + 101;
-	const probes: Array<{ label: string; url: string }> = [];
+	let nextMetricsPort = config.metricsPort;
+	const probes: Array<{ label: string; url: string; metrics?: string }> = [];
 	for (const { label, services } of TOPOLOGY) {
 		const gateway = services.split(",").includes("api");
 		let healthPort = "";
@@ -129,17 +131,32 @@ async function main() {
 			while (await portOpen(nextPort)) nextPort++;
 			healthPort = String(nextPort++);
 		}
-		probes.push({ label, url: `http://localhost:${gateway ? config.port : healthPort}/ready` });
+		let metricsPort = "";
+		if (nextMetricsPort) {
+			while (await portOpen(nextMetricsPort)) nextMetricsPort++;
+			metricsPort = String(nextMetricsPort++);
+		}
+		probes.push({
+			label,
+			url: `http://localhost:${gateway ? config.port : healthPort}/ready`,
+			...(metricsPort && { metrics: `http://localhost:${metricsPort}/metrics` }),
+		});
 		start(label, process.execPath, nodeArgs(RUNNER, path.join(ROOT, "dist/moleculer.config.js")), {
 			...process.env,
 			SERVICEDIR: path.join(ROOT, "dist/services"),
 			SERVICES: services,
 			TRANSPORTER: transporter,
 			HEALTH_PORT: healthPort,
+			METRICS_PORT: metricsPort,
 		});
 	}
-	for (const { label, url } of probes)
-		console.log(`cluster | ${label} health: ${url.replace(/ready$/, "health")} · ${url}`);
+	for (const { label, url, metrics } of probes)
+		console.log(
+			`cluster | ${label} health: ${url.replace(/ready$/, "health")} · ${url}` +
+				(metrics ? ` · metrics: ${metrics}` : ""),
+		);
+	if (!config.metricsPort)
+		console.log("cluster | metrics are off: METRICS_PORT=9100 npm run cluster serves each node's, from 9100 up");
 	void Promise.all(probes.map(probe => waitReady(probe.label, probe.url))).then(all => {
 		if (all.every(Boolean)) console.log("cluster | every node is ready");
 	});

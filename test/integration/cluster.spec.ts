@@ -32,6 +32,7 @@ describeWithNats("npm run cluster", () => {
 				HOME: os.tmpdir(),
 				TRANSPORTER: nats.url,
 				PORT: String(port),
+				METRICS_PORT: String(await freePort()),
 				DATA_DIR: dataDir,
 				NAMESPACE: `script-${process.pid}`,
 				LOG_LEVEL: "warn",
@@ -57,7 +58,11 @@ describeWithNats("npm run cluster", () => {
 				90_000,
 				"every node to be ready",
 			);
-			const usersReady = output.match(/cluster \| users health: \S+ · (\S+)/)![1];
+			const [, usersReady, usersMetrics] = output.match(/cluster \| users health: \S+ · (\S+) · metrics: (\S+)/)!;
+			// Each node's metrics, on a port of its own, where the script said.
+			const metrics = await (await fetch(usersMetrics)).text();
+			expect(metrics).toMatch(/^# TYPE moleculer_/m);
+			expect(metrics).toMatch(/^process_memory_heap_used\{.*nodeID="[^"]+"/m);
 			const answer = await fetch(usersReady);
 			expect(answer.status).toBe(200);
 			expect(await answer.json()).toMatchObject({
