@@ -62,7 +62,7 @@ describeWithNats("npm run cluster", () => {
 			// Each node's metrics, on a port of its own, where the script said.
 			const metrics = await (await fetch(usersMetrics)).text();
 			expect(metrics).toMatch(/^# TYPE moleculer_/m);
-			expect(metrics).toMatch(/^process_memory_heap_used\{.*nodeID="[^"]+"/m);
+			expect(metrics).toMatch(/^process_memory_rss\{.*nodeID="[^"]+"/m);
 			const answer = await fetch(usersReady);
 			expect(answer.status).toBe(200);
 			expect(await answer.json()).toMatchObject({
