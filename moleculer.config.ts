@@ -37,6 +37,7 @@ import { channelsMiddleware } from "./platform/channels";
 import { CircuitLogger } from "./platform/middlewares/circuit-logger";
 import { isEndpointFailure } from "./platform/errors";
 import { HealthEndpoint } from "./platform/middlewares/health-endpoint";
+import { NodeReport } from "./platform/node-report";
 import { ShopMetrics } from "./platform/metrics";
 import { RetryElsewhere } from "./platform/middlewares/retry-elsewhere";
 import { TraceContext, tracingOptions } from "./platform/tracing";
@@ -109,6 +110,8 @@ const brokerConfig: BrokerOptions = {
 		channelsMiddleware(EVENT_TYPES) as unknown as Middleware,
 		CircuitLogger,
 		HealthEndpoint(config.healthPort),
+		// Every node answers `$shop.report` (its checks and circuits) for the REPL.
+		NodeReport(),
 		// The shop's own metrics (platform/metrics.ts), registered only when metrics are on.
 		ShopMetrics,
 		"ActionHook",

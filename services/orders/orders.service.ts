@@ -18,7 +18,7 @@ import { isClientRefusal } from "../../platform/errors";
 import { observeSeconds, secondsSince } from "../../platform/metrics";
 import { idParam, pageParams } from "../../platform/params";
 import { CHECKOUT_TIMEOUT_MS, checkoutMethods, type CheckoutParams } from "./checkout";
-import { IN_CHECKOUT } from "./lifecycle";
+import { IN_CHECKOUT, ORDER_STATUSES, type OrderStatus } from "./lifecycle";
 import { stockLines, type OrderDoc, type OrdersThis } from "./order";
 import { sagaMethods } from "./saga";
 
@@ -216,6 +216,32 @@ const OrdersService: ServiceSchema<object, object, object, OrdersThis> = {
 					total: doc.total,
 					currency: doc.currency,
 					items: stockLines(doc),
+				}));
+			},
+		},
+
+		/** The newest orders, of one status or any (for the REPL's `orders`): id, status, total, customer, when. */
+		recent: {
+			visibility: "public",
+			params: {
+				$$strict: true,
+				status: { type: "enum", values: [...ORDER_STATUSES], optional: true },
+				limit: { type: "number", integer: true, min: 1, max: 100, default: 10, convert: true },
+			},
+			async handler(ctx: ShopContext<{ status?: OrderStatus; limit: number }>) {
+				const query = ctx.params.status ? { status: ctx.params.status } : {};
+				const docs = (await this.adapter.find({
+					query,
+					sort: ["-createdAt"],
+					limit: ctx.params.limit,
+				} as object)) as OrderDoc[];
+				return docs.map(doc => ({
+					id: this.encodeID(doc._id),
+					status: doc.status,
+					total: doc.total,
+					currency: doc.currency,
+					userId: doc.userId,
+					createdAt: doc.createdAt,
 				}));
 			},
 		},

@@ -299,7 +299,7 @@ describeWithNats("cluster over NATS", () => {
 		await load.stop(); // the 30 s bound is the waitFor above
 	}, 90_000);
 
-	it("attaches a REPL that answers `nodes` and a `call`", async () => {
+	it("attaches a REPL that answers `nodes`, a `call` and the shop's own commands", async () => {
 		const home = fs.mkdtempSync(path.join(os.tmpdir(), "moleshop-repl-"));
 		const repl = await startRepl(env(), home);
 		let exitCode: number | null | undefined;
@@ -317,6 +317,15 @@ describeWithNats("cluster over NATS", () => {
 			expect(await repl.command("shop --threshold 10")).toMatch(
 				/Orders: 1 \(paid 1\)[\s\S]*Revenue: \d+\.\d\d USD[\s\S]*CAP-001/,
 			);
+			// Each node reports its own outbox and circuits; the orders of the first test by status.
+			const outbox = await repl.command("outbox");
+			for (const service of ["orders", "products", "users"])
+				expect(outbox).toMatch(new RegExp(`│ +'${service}' +│`));
+			expect(outbox).toMatch(/Dead letters/);
+			expect(outbox).not.toMatch(/Did not answer/);
+			expect(await repl.command("circuits")).toMatch(/Every circuit is closed|caller/);
+			expect(await repl.command("orders paid")).toMatch(/paid[\s\S]*USD/);
+			expect(await repl.command("orders cancelled")).toMatch(/No order is cancelled\.|cancelled/);
 			const health = await repl.command("health");
 			expect(health).toContain(nodeID(nodes.get("api")!));
 			expect(health).toMatch(/Replicas: .*pricing ×1.*users ×1/);
