@@ -3,7 +3,7 @@
  * options and the real services, the gateway on a free port.
  */
 import type { AddressInfo } from "node:net";
-import { ServiceBroker, type ServiceSchema } from "moleculer";
+import { type BrokerOptions, ServiceBroker, type ServiceSchema } from "moleculer";
 import { config } from "../../platform/config";
 import brokerConfig from "../../moleculer.config";
 import { dropDatabase } from "./database";
@@ -44,8 +44,11 @@ let brokers = 0;
  * stopping it then drops the test file's database: like the in-memory NeDB
  * store, every broker of a test starts on empty collections.
  */
-export async function startBroker(services: ServiceSchema<any, any>[] = ALL_SERVICES): Promise<ServiceBroker> {
-	const broker = new ServiceBroker({ ...brokerConfig, nodeID: `test-${process.pid}-${++brokers}` });
+export async function startBroker(
+	services: ServiceSchema<any, any>[] = ALL_SERVICES,
+	options: BrokerOptions = {},
+): Promise<ServiceBroker> {
+	const broker = new ServiceBroker({ ...brokerConfig, nodeID: `test-${process.pid}-${++brokers}`, ...options });
 	if (config.mongoUri && services.some(schema => schema.name !== "api")) {
 		const stop = broker.stop.bind(broker);
 		broker.stop = async () => {
@@ -114,9 +117,12 @@ export function checkoutOne(
 
 let users = 0;
 
-/** Start all of moleshop and an HTTP client for its gateway. */
-export async function startShop(services: ServiceSchema<any, any>[] = ALL_SERVICES): Promise<Shop> {
-	const broker = await startBroker(services);
+/** Start all of moleshop (with these broker options over the real ones) and an HTTP client for its gateway. */
+export async function startShop(
+	services: ServiceSchema<any, any>[] = ALL_SERVICES,
+	options: BrokerOptions = {},
+): Promise<Shop> {
+	const broker = await startBroker(services, options);
 	const api = broker.getLocalService("api") as any;
 	const { port } = api.server.address() as AddressInfo;
 	const baseUrl = `http://127.0.0.1:${port}`;
