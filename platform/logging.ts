@@ -3,7 +3,7 @@
  *
  * - json (production): Moleculer's Pino logger, one JSON object per line.
  * - text (development): Moleculer's Console logger with today's short look
- *   (`[time] LEVEL NODE/MODULE: message`), plus the request id.
+ *   (`[time] LEVEL MODULE: message`), plus the node and the request id before the module.
  *
  * Either way each line carries the node and module (Moleculer's bindings: `nodeID`, `mod`,
  * `svc`) and, inside a call, `requestId`, `traceId` (Moleculer's trace id is the request id)
@@ -143,7 +143,10 @@ export function loggerOptions(settings: LoggingSettings): BrokerOptions["logger"
 	} as BrokerOptions["logger"];
 }
 
-/** `[time] LEVEL NODE/MODULE: [requestId] message`: Moleculer's short look, with the request and scrubbed arguments. */
+/**
+ * `[time] LEVEL node [requestId] MODULE: message`: Moleculer's short look (`MODULE: message` kept together, as
+ * operators and tests grep it), with the node, the request and scrubbed arguments.
+ */
 function textFormatter(scrub: (value: unknown) => unknown) {
 	return function (
 		this: { levelColorStr: Record<string, string> },
@@ -156,9 +159,10 @@ function textFormatter(scrub: (value: unknown) => unknown) {
 		const line: unknown[] = [
 			`[${new Date().toISOString().substring(11)}]`,
 			this.levelColorStr[type],
-			`${bindings.nodeID}/${bindings.mod.toUpperCase()}:`,
+			bindings.nodeID,
 		];
 		if (ctx?.requestID) line.push(`[${ctx.requestID}]`);
+		line.push(`${bindings.mod.toUpperCase()}:`);
 		// An error prints as its (scrubbed) stack, as Moleculer's own formatter prints it.
 		const printed = args.map(arg => {
 			const clean = scrub(arg);

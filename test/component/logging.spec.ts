@@ -142,13 +142,15 @@ describe("structured logs", () => {
 			sink.stop();
 		}
 		expectNoSecrets(sink.lines, sent);
-		expect(sink.lines.some(line => / DEBUG .*\/API: /.test(line))).toBe(true);
-		expect(sink.lines.some(line => / DEBUG .*\/BROKER: /.test(line))).toBe(false);
+		expect(sink.lines.some(line => / DEBUG .* API: /.test(line))).toBe(true);
+		expect(sink.lines.some(line => / DEBUG .* BROKER: /.test(line))).toBe(false);
 		const ofRequest = sink.lines.filter(line => line.includes(`[${sent.requestId}]`));
 		expect(ofRequest.length).toBeGreaterThan(3);
 		for (const line of ofRequest) {
 			expect(line).toMatch(
-				new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\] [A-Z]+ +${shop!.broker.nodeID}/[A-Z.$-]+: \\[`),
+				new RegExp(
+					`^\\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\] [A-Z]+ +${shop!.broker.nodeID} \\[${sent.requestId}\\] [A-Z.$-]+: `,
+				),
 			);
 		}
 	});
