@@ -39,6 +39,8 @@ import { isEndpointFailure } from "./platform/errors";
 import { HealthEndpoint } from "./platform/middlewares/health-endpoint";
 import { NodeReport } from "./platform/node-report";
 import { ShopMetrics } from "./platform/metrics";
+import { loggerOptions, loggingSettings } from "./platform/logging";
+import { RequestScope } from "./platform/middlewares/request-scope";
 import { RetryElsewhere } from "./platform/middlewares/retry-elsewhere";
 import { TraceContext, tracingOptions } from "./platform/tracing";
 import { replCommands } from "./cluster/repl-commands";
@@ -66,10 +68,8 @@ function announceServices(broker: ServiceBroker): Promise<void> | void {
 const brokerConfig: BrokerOptions = {
 	namespace: config.namespace,
 	transporter: transporter(),
-	logger: {
-		type: "Console",
-		options: { level: config.logLevel, formatter: "short", colors: !config.isProduction, moduleColors: false },
-	},
+	// JSON lines in production, Moleculer's short text otherwise; request ids per line, secrets scrubbed (platform/logging.ts).
+	logger: loggerOptions(loggingSettings(config)),
 	// Caches reads (product and catalog pages, account lookups); moleculer-db cleans it when entities
 	// change. Bounded: the least recently used of 10,000 entries goes first, whatever the queries asked.
 	cacher: { type: "MemoryLRU", options: { max: 10_000 } },
@@ -132,6 +132,8 @@ const brokerConfig: BrokerOptions = {
 		"Metrics",
 		"Debounce",
 		"Throttle",
+		// Outermost: every line logged in a call carries its request id (platform/middlewares/request-scope.ts).
+		RequestScope,
 	],
 
 	started: announceServices,

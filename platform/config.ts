@@ -20,6 +20,8 @@ export interface DiscountCodeSetting {
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+/** `json`: one JSON object per line (Pino); `text`: Moleculer's short console look. */
+export type LogFormat = "json" | "text";
 
 export interface Config {
 	/** `NODE_ENV`: "production", "development" or "test". */
@@ -38,6 +40,10 @@ export interface Config {
 	adminEmail: string | undefined;
 	adminPassword: string | undefined;
 	logLevel: LogLevel;
+	/** LOG_LEVELS ("ORDERS=debug,TRANSIT=warn"): levels of single modules (Moleculer's upper-case module names, globs allowed). */
+	logLevels: Record<string, LogLevel>;
+	/** LOG_FORMAT: json or text; json in production, text otherwise, unless set. */
+	logFormat: LogFormat;
 	/** Largest accepted JSON body (body-parser syntax: "64kb", "1mb"). */
 	bodyLimit: string;
 	/** Stock at or below which a product counts as low. */
@@ -190,6 +196,32 @@ function discountCodes(value: string | undefined): DiscountCodeSetting[] | undef
 	return codes as DiscountCodeSetting[];
 }
 
+function level(value: string, name: string): LogLevel {
+	const lower = value.trim().toLowerCase() as LogLevel;
+	if (!LOG_LEVELS.includes(lower)) throw new Error(`${name} must be one of ${LOG_LEVELS.join(", ")}, got "${value}"`);
+	return lower;
+}
+
+/** LOG_LEVELS: comma-separated MODULE=level pairs. */
+function moduleLevels(value: string | undefined): Record<string, LogLevel> {
+	const levels: Record<string, LogLevel> = {};
+	for (const pair of (value ?? "").split(",").filter(p => p.trim())) {
+		const [mod, lvl, extra] = pair.split("=");
+		if (!mod?.trim() || lvl === undefined || extra !== undefined || !/^[\w.*$-]+$/.test(mod.trim())) {
+			throw new Error(`LOG_LEVELS must look like "ORDERS=debug,TRANSIT=warn", got "${pair.trim()}"`);
+		}
+		levels[mod.trim().toUpperCase()] = level(lvl, `LOG_LEVELS (${mod.trim()})`);
+	}
+	return levels;
+}
+
+function logFormat(value: string | undefined, production: boolean): LogFormat {
+	if (!optional(value)) return production ? "json" : "text";
+	const format = value!.trim().toLowerCase();
+	if (format !== "json" && format !== "text") throw new Error(`LOG_FORMAT must be json or text, got "${value}"`);
+	return format;
+}
+
 /** Build the configuration from an environment (defaults to `process.env`). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 	const nodeEnv = env.NODE_ENV || "development";
@@ -209,6 +241,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 		adminEmail: optional(env.ADMIN_EMAIL)?.toLowerCase(),
 		adminPassword: optional(env.ADMIN_PASSWORD),
 		logLevel,
+		logLevels: moduleLevels(env.LOG_LEVELS),
+		logFormat: logFormat(env.LOG_FORMAT, nodeEnv === "production"),
 		bodyLimit: env.BODY_LIMIT || "64kb",
 		lowStockThreshold: integer(env.LOW_STOCK_THRESHOLD, 5, "LOW_STOCK_THRESHOLD"),
 		transporter: optional(env.TRANSPORTER) ?? (nodeEnv === "test" ? null : "TCP"),

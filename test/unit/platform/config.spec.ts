@@ -58,3 +58,31 @@ describe("discount codes in the configuration", () => {
 		}
 	});
 });
+
+describe("log settings in the configuration", () => {
+	it("log text in development and JSON in production unless LOG_FORMAT says otherwise", () => {
+		expect(loadConfig({}).logFormat).toBe("text");
+		expect(loadConfig({ NODE_ENV: "production", JWT_SECRET: "s" }).logFormat).toBe("json");
+		expect(loadConfig({ LOG_FORMAT: "JSON" }).logFormat).toBe("json");
+		expect(loadConfig({ NODE_ENV: "production", JWT_SECRET: "s", LOG_FORMAT: "text" }).logFormat).toBe("text");
+		expect(() => loadConfig({ LOG_FORMAT: "xml" })).toThrow(/LOG_FORMAT must be json or text, got "xml"/);
+	});
+
+	it("read per-module levels from LOG_LEVELS, module names upper-cased", () => {
+		expect(loadConfig({}).logLevels).toEqual({});
+		expect(loadConfig({ LOG_LEVELS: "orders=DEBUG, TRANSIT=warn,v2.*=error" }).logLevels).toEqual({
+			ORDERS: "debug",
+			TRANSIT: "warn",
+			"V2.*": "error",
+		});
+	});
+
+	it("refuse a malformed LOG_LEVELS, naming the bad pair", () => {
+		expect(() => loadConfig({ LOG_LEVELS: "ORDERS=loud" })).toThrow(
+			/LOG_LEVELS \(ORDERS\) must be one of .*got "loud"/,
+		);
+		expect(() => loadConfig({ LOG_LEVELS: "ORDERS" })).toThrow(/LOG_LEVELS must look like .*got "ORDERS"/);
+		expect(() => loadConfig({ LOG_LEVELS: "A=info=debug" })).toThrow(/LOG_LEVELS must look like/);
+		expect(() => loadConfig({ LOG_LEVELS: "=info" })).toThrow(/LOG_LEVELS must look like/);
+	});
+});
