@@ -68,7 +68,7 @@ export interface Config {
 	};
 	/** METRICS_PORT: Moleculer's metrics are collected, and served in Prometheus format on this port, only when it is set. */
 	metricsPort: number | undefined;
-	/** TRACING, ZIPKIN_URL, TRACING_SAMPLE_RATE, TRACING_TRACES_PER_SECOND (platform/tracing.ts). */
+	/** TRACE_EXPORTER, ZIPKIN_URL, TRACE_SAMPLE_RATE, TRACES_PER_SECOND (platform/tracing.ts). */
 	tracing: TracingSetting;
 	/** Country a quote is for when none is given. */
 	defaultCountry: string;
@@ -120,25 +120,29 @@ export interface TracingSetting {
 
 const TRACING_EXPORTERS: TracingExporter[] = ["off", "console", "zipkin"];
 
-/** TRACING and the settings of its exporter and sampling. */
+/**
+ * TRACE_EXPORTER and the settings of its exporter and sampling. Not `TRACING`: moleculer-runner replaces
+ * any broker option named by a variable (`tracing` by TRACING, `tracing.exporter` by TRACING_EXPORTER) with
+ * the variable's raw value, which turned tracing off in every node it started.
+ */
 function tracing(env: NodeJS.ProcessEnv): TracingSetting {
-	const exporter = (optional(env.TRACING) ?? "off").toLowerCase() as TracingExporter;
+	const exporter = (optional(env.TRACE_EXPORTER) ?? "off").toLowerCase() as TracingExporter;
 	if (!TRACING_EXPORTERS.includes(exporter)) {
-		throw new Error(`TRACING must be one of ${TRACING_EXPORTERS.join(", ")}, got "${env.TRACING}"`);
+		throw new Error(`TRACE_EXPORTER must be one of ${TRACING_EXPORTERS.join(", ")}, got "${env.TRACE_EXPORTER}"`);
 	}
 	const zipkinUrl = (optional(env.ZIPKIN_URL) ?? "http://localhost:9411").replace(/\/+$/, "");
 	if (!/^https?:\/\/[^\s/]+/.test(zipkinUrl))
 		throw new Error(`ZIPKIN_URL must be an http(s) URL, got "${zipkinUrl}"`);
-	const perSecond = optional(env.TRACING_TRACES_PER_SECOND);
+	const perSecond = optional(env.TRACES_PER_SECOND);
 	const tracesPerSecond = perSecond === undefined ? undefined : Number(perSecond);
 	if (tracesPerSecond !== undefined && !(tracesPerSecond > 0 && Number.isFinite(tracesPerSecond))) {
-		throw new Error(`TRACING_TRACES_PER_SECOND must be a positive number, got "${perSecond}"`);
+		throw new Error(`TRACES_PER_SECOND must be a positive number, got "${perSecond}"`);
 	}
-	const rate = optional(env.TRACING_SAMPLE_RATE);
+	const rate = optional(env.TRACE_SAMPLE_RATE);
 	return {
 		exporter,
 		zipkinUrl,
-		sampleRate: rate === undefined ? 1 : fraction(rate, "TRACING_SAMPLE_RATE"),
+		sampleRate: rate === undefined ? 1 : fraction(rate, "TRACE_SAMPLE_RATE"),
 		tracesPerSecond,
 	};
 }

@@ -1,5 +1,5 @@
 /**
- * Traces: Moleculer's tracer, with the exporter and sampling TRACING chooses (platform/config.ts).
+ * Traces: Moleculer's tracer, with the exporter and sampling TRACE_EXPORTER chooses (platform/config.ts).
  *
  * Moleculer gives every call of a request the request's `ctx.requestID` as trace id, so a checkout is
  * one trace across the gateway, orders, products, pricing, payments and invoices by itself. Domain events
@@ -73,7 +73,7 @@ export class HexZipkinExporter extends ZipkinBase {
 	}
 }
 
-/** The broker's `tracing` options for a TRACING setting. */
+/** The broker's `tracing` options for a TRACE_EXPORTER setting. */
 export function tracingOptions(setting: TracingSetting): BrokerOptions["tracing"] {
 	if (setting.exporter === "off") return { enabled: false };
 	const exporter =

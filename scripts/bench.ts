@@ -206,9 +206,9 @@ async function startObservedNode(s: Settings, logDir: string): Promise<Target> {
 	const metricsPort = await freePort();
 	const target = await startOneNode("observed", s.store, logDir, {
 		METRICS_PORT: String(metricsPort),
-		TRACING: "zipkin",
+		TRACE_EXPORTER: "zipkin",
 		ZIPKIN_URL: `http://127.0.0.1:${zipkinPort}`,
-		TRACING_SAMPLE_RATE: String(s.traceRate),
+		TRACE_SAMPLE_RATE: String(s.traceRate),
 	});
 	const scraper = setInterval(async () => {
 		try {

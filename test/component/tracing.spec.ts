@@ -119,7 +119,7 @@ describe("one checkout is one trace", () => {
 			let shop: Shop | undefined;
 			let requestId: string;
 			try {
-				const traced = await tracedShop({ TRACING: "zipkin", ZIPKIN_URL: collector.url }, nats);
+				const traced = await tracedShop({ TRACE_EXPORTER: "zipkin", ZIPKIN_URL: collector.url }, nats);
 				shop = traced.shop;
 				const { finished } = traced;
 				requestId = await checkout(shop, headers);
@@ -172,9 +172,9 @@ describe("one checkout is one trace", () => {
 
 	it("exports nothing with sampling 0", async () => {
 		const { shop, finished } = await tracedShop({
-			TRACING: "zipkin",
+			TRACE_EXPORTER: "zipkin",
 			ZIPKIN_URL: collector.url,
-			TRACING_SAMPLE_RATE: "0",
+			TRACE_SAMPLE_RATE: "0",
 		});
 		let exporterQueue: unknown[];
 		try {
@@ -202,23 +202,23 @@ describe("tracing settings", () => {
 			tracesPerSecond: undefined,
 		});
 		expect(tracingOptions(loadConfig({}).tracing)).toEqual({ enabled: false });
-		expect(tracingOptions(loadConfig({ TRACING: "console", TRACING_SAMPLE_RATE: "0.25" }).tracing)).toMatchObject({
+		expect(tracingOptions(loadConfig({ TRACE_EXPORTER: "console", TRACE_SAMPLE_RATE: "0.25" }).tracing)).toMatchObject({
 			enabled: true,
 			sampling: { rate: 0.25 },
 			exporter: { type: "Console" },
 		});
-		expect(tracingOptions(loadConfig({ TRACING: "zipkin", TRACING_TRACES_PER_SECOND: "5" }).tracing)).toMatchObject(
+		expect(tracingOptions(loadConfig({ TRACE_EXPORTER: "zipkin", TRACES_PER_SECOND: "5" }).tracing)).toMatchObject(
 			{ sampling: { tracesPerSecond: 5 } },
 		);
 	});
 
 	it.each([
-		[{ TRACING: "jaeger" }, /TRACING must be one of off, console, zipkin/],
-		[{ TRACING: "zipkin", ZIPKIN_URL: "localhost:9411" }, /ZIPKIN_URL must be an http\(s\) URL/],
-		[{ TRACING_SAMPLE_RATE: "1.5" }, /TRACING_SAMPLE_RATE must be a number from 0 to 1/],
-		[{ TRACING_SAMPLE_RATE: "half" }, /TRACING_SAMPLE_RATE must be a number from 0 to 1/],
-		[{ TRACING_TRACES_PER_SECOND: "0" }, /TRACING_TRACES_PER_SECOND must be a positive number/],
-		[{ TRACING_TRACES_PER_SECOND: "-2" }, /TRACING_TRACES_PER_SECOND must be a positive number/],
+		[{ TRACE_EXPORTER: "jaeger" }, /TRACE_EXPORTER must be one of off, console, zipkin/],
+		[{ TRACE_EXPORTER: "zipkin", ZIPKIN_URL: "localhost:9411" }, /ZIPKIN_URL must be an http\(s\) URL/],
+		[{ TRACE_SAMPLE_RATE: "1.5" }, /TRACE_SAMPLE_RATE must be a number from 0 to 1/],
+		[{ TRACE_SAMPLE_RATE: "half" }, /TRACE_SAMPLE_RATE must be a number from 0 to 1/],
+		[{ TRACES_PER_SECOND: "0" }, /TRACES_PER_SECOND must be a positive number/],
+		[{ TRACES_PER_SECOND: "-2" }, /TRACES_PER_SECOND must be a positive number/],
 	])("refuses %j", (env, message) => {
 		expect(() => loadConfig(env)).toThrow(message);
 	});

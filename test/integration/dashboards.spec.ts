@@ -4,12 +4,13 @@
  * `promtool` checks the compose configuration; a live moleshop node (every service, metrics on)
  * sells one order, a Prometheus of the test's own scrapes it, and every query of the provisioned
  * Grafana dashboard is asked of that Prometheus: each must be valid PromQL over metrics the node
- * exports, and the panels a checkout feeds must show it. Moleculer's reporter leaves out a metric with
+ * exports, and the panels a checkout feeds must show it; its traces reach a Zipkin stand-in. Moleculer's reporter leaves out a metric with
  * no series yet (a circuit that never opened, a refund never made): such a metric must at least be
  * registered by a node of the same configuration with metrics on (every service, in this process).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
@@ -65,6 +66,9 @@ describeWithPrometheus("the dashboard against a live node", () => {
 	let prometheus: ChildProcess | undefined;
 	let promPort: number;
 	let exported: Set<string>;
+	/** What the node's Zipkin exporter posted to the test's stand-in collector. */
+	const spans: Array<{ traceId: string; localEndpoint?: { serviceName?: string } }> = [];
+	let collector: http.Server;
 	let registered: Set<string>;
 
 	/** Ask the test's Prometheus for `expr` now. */
@@ -74,11 +78,22 @@ describeWithPrometheus("the dashboard against a live node", () => {
 	}
 
 	beforeAll(async () => {
-		const [port, metricsPort] = [await freePort(), await freePort()];
+		const [port, metricsPort, zipkinPort] = [await freePort(), await freePort(), await freePort()];
+		collector = http.createServer((req, res) => {
+			let body = "";
+			req.on("data", chunk => (body += chunk));
+			req.on("end", () => {
+				if (req.url === "/api/v2/spans") spans.push(...JSON.parse(body));
+				res.writeHead(202).end();
+			});
+		});
+		await new Promise<void>(resolve => collector.listen(zipkinPort, "127.0.0.1", resolve));
 		promPort = await freePort();
 		node = startNode({
 			PORT: String(port),
 			METRICS_PORT: String(metricsPort),
+			TRACE_EXPORTER: "zipkin",
+			ZIPKIN_URL: `http://127.0.0.1:${zipkinPort}`,
 			DATA_DIR: dataDir,
 			JWT_SECRET: "dashboards-test",
 		});
@@ -143,6 +158,7 @@ describeWithPrometheus("the dashboard against a live node", () => {
 			await exited;
 		}
 		await node?.stop();
+		await new Promise(resolve => collector?.close(resolve));
 		fs.rmSync(dataDir, { recursive: true, force: true });
 	}, 60_000);
 
@@ -172,5 +188,21 @@ describeWithPrometheus("the dashboard against a live node", () => {
 		expect(routes).not.toContain("users.resolveToken"); // the gateway asks it for every signed-in request: not a route
 		const finished = await answered("Orders reaching a final state");
 		expect(finished.map(series => series.metric.status)).toContain("paid");
+	});
+
+	it("exports the checkout as one trace from a node started by moleculer-runner", async () => {
+		const services = (traceId: string) =>
+			new Set(spans.filter(span => span.traceId === traceId).map(span => span.localEndpoint?.serviceName));
+		const checkout = await waitFor(
+			async () => {
+				const trace = spans.find(span => services(span.traceId).has("orders"))?.traceId;
+				return (
+					trace && ["api", "orders", "payments", "invoices"].every(name => services(trace).has(name)) && trace
+				);
+			},
+			30_000,
+			"the checkout's spans at the Zipkin stand-in",
+		);
+		expect(checkout).toMatch(/^[0-9a-f]{32}$/);
 	});
 });
