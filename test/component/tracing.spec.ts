@@ -202,14 +202,16 @@ describe("tracing settings", () => {
 			tracesPerSecond: undefined,
 		});
 		expect(tracingOptions(loadConfig({}).tracing)).toEqual({ enabled: false });
-		expect(tracingOptions(loadConfig({ TRACE_EXPORTER: "console", TRACE_SAMPLE_RATE: "0.25" }).tracing)).toMatchObject({
+		expect(
+			tracingOptions(loadConfig({ TRACE_EXPORTER: "console", TRACE_SAMPLE_RATE: "0.25" }).tracing),
+		).toMatchObject({
 			enabled: true,
 			sampling: { rate: 0.25 },
 			exporter: { type: "Console" },
 		});
-		expect(tracingOptions(loadConfig({ TRACE_EXPORTER: "zipkin", TRACES_PER_SECOND: "5" }).tracing)).toMatchObject(
-			{ sampling: { tracesPerSecond: 5 } },
-		);
+		expect(tracingOptions(loadConfig({ TRACE_EXPORTER: "zipkin", TRACES_PER_SECOND: "5" }).tracing)).toMatchObject({
+			sampling: { tracesPerSecond: 5 },
+		});
 	});
 
 	it.each([
