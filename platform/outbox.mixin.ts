@@ -103,6 +103,7 @@ type OutboxThis = DbThis &
 		publishOutbox(query: object): Promise<void>;
 		measureOutbox(): Promise<void>;
 		outboxHealth(): Promise<CheckResult>;
+		outboxBacklog(limit: number): Promise<{ backlog: number; oldestAgeSeconds: number; truncated: boolean }>;
 	};
 
 export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayState, OutboxThis>> = {
@@ -171,30 +172,40 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 		async outboxHealth(): Promise<CheckResult> {
 			const bound = config.health.outboxBound;
 			if (!this.storeConnected) return { ok: true, backlog: 0, bound, reason: "store not open" };
+			const { backlog, oldestAgeSeconds, truncated } = await this.outboxBacklog(bound + 1);
+			return {
+				ok: true,
+				backlog,
+				oldestAgeSeconds: Math.round(oldestAgeSeconds),
+				bound,
+				degraded: backlog > bound,
+				...(truncated ? { atLeast: true } : {}),
+			};
+		},
+
+		/**
+		 * The unpublished events of at most `limit` documents and the age of the oldest, from the sparse
+		 * outbox index (NeDB answers a document once per event: each is counted once). `truncated`: more
+		 * documents have pending events than were read.
+		 */
+		async outboxBacklog(limit: number) {
 			const docs = (await this.adapter.find({
 				query: { "outbox.id": ANY_PENDING_EVENT },
-				limit: bound + 1,
+				limit,
 			})) as Array<{ _id: unknown; outbox?: OutboxEvent[] }>;
 			const seen = new Set<string>();
 			let backlog = 0;
 			let oldest = Infinity;
 			for (const doc of docs) {
-				if (seen.has(String(doc._id))) continue; // NeDB answers a document once per event
+				if (seen.has(String(doc._id))) continue;
 				seen.add(String(doc._id));
 				for (const event of doc.outbox ?? []) {
 					backlog++;
 					oldest = Math.min(oldest, Date.parse(event.occurredAt) || Date.now());
 				}
 			}
-			const oldestAgeSeconds = backlog ? Math.max(0, Math.round((Date.now() - oldest) / 1000)) : 0;
-			return {
-				ok: true,
-				backlog,
-				oldestAgeSeconds,
-				bound,
-				degraded: backlog > bound,
-				...(docs.length > bound ? { atLeast: true } : {}),
-			};
+			const oldestAgeSeconds = backlog ? Math.max(0, (Date.now() - oldest) / 1000) : 0;
+			return { backlog, oldestAgeSeconds, truncated: docs.length >= limit };
 		},
 
 		/** Publish the pending events of the documents matching `query`, each document's in order; stop at the first failure. */
@@ -226,22 +237,10 @@ export const OutboxMixin: Partial<ServiceSchema<object, OutboxMethods, RelayStat
 		 */
 		async measureOutbox() {
 			if (!metricsOn(this.broker) || !this.storeConnected) return;
-			const docs = (await this.adapter.find({
-				query: { "outbox.id": ANY_PENDING_EVENT },
-				limit: MEASURE_LIMIT,
-			})) as Array<{ _id: unknown; outbox: OutboxEvent[] }>;
-			const seen = new Set<string>();
-			let backlog = 0;
-			let oldest = Infinity;
-			for (const doc of docs) {
-				if (seen.has(String(doc._id))) continue;
-				seen.add(String(doc._id));
-				backlog += doc.outbox.length;
-				for (const event of doc.outbox) oldest = Math.min(oldest, Date.parse(event.occurredAt));
-			}
+			const { backlog, oldestAgeSeconds } = await this.outboxBacklog(MEASURE_LIMIT);
 			const labels = { service: this.name };
 			setMetric(this.broker, "outboxBacklog", backlog, labels);
-			setMetric(this.broker, "outboxOldestAge", backlog ? Math.max(0, (Date.now() - oldest) / 1000) : 0, labels);
+			setMetric(this.broker, "outboxOldestAge", oldestAgeSeconds, labels);
 		},
 	},
 
