@@ -123,17 +123,24 @@ async function main() {
 	console.log(`cluster | nodes talk over ${transporter}; the gateway listens on http://localhost:${config.port}`);
 	let nextPort = config.healthPort || config.port + 101;
 	let nextMetricsPort = config.metricsPort;
+	// Ports handed out are not listening yet: a later pick must skip them as well as those in use.
+	const taken = new Set<number>([config.port]);
+	const freeFrom = async (port: number) => {
+		while (taken.has(port) || (await portOpen(port))) port++;
+		taken.add(port);
+		return port;
+	};
 	const probes: Array<{ label: string; url: string; metrics?: string }> = [];
 	for (const { label, services } of TOPOLOGY) {
 		const gateway = services.split(",").includes("api");
 		let healthPort = "";
 		if (!gateway) {
-			while (await portOpen(nextPort)) nextPort++;
+			nextPort = await freeFrom(nextPort);
 			healthPort = String(nextPort++);
 		}
 		let metricsPort = "";
 		if (nextMetricsPort) {
-			while (await portOpen(nextMetricsPort)) nextMetricsPort++;
+			nextMetricsPort = await freeFrom(nextMetricsPort);
 			metricsPort = String(nextMetricsPort++);
 		}
 		probes.push({
