@@ -78,7 +78,11 @@ describeWithPrometheus("the dashboard against a live node", () => {
 	}
 
 	beforeAll(async () => {
-		const [port, metricsPort, zipkinPort] = [await freePort(), await freePort(), await freePort()];
+		// Four different ports: a port just found free can be found free again by the next call.
+		const ports = new Set<number>();
+		while (ports.size < 4) ports.add(await freePort());
+		const [port, metricsPort, zipkinPort, prometheusPort] = [...ports];
+		promPort = prometheusPort;
 		collector = http.createServer((req, res) => {
 			let body = "";
 			req.on("data", chunk => (body += chunk));
@@ -88,7 +92,6 @@ describeWithPrometheus("the dashboard against a live node", () => {
 			});
 		});
 		await new Promise<void>(resolve => collector.listen(zipkinPort, "127.0.0.1", resolve));
-		promPort = await freePort();
 		node = startNode({
 			PORT: String(port),
 			METRICS_PORT: String(metricsPort),
