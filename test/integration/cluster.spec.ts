@@ -80,6 +80,11 @@ describeWithNats("npm run cluster", () => {
 				}
 			});
 			expect(alive).toEqual([]);
+		} catch (err) {
+			// What the script and its nodes printed is the only account of a start that went wrong.
+			(err as Error).message +=
+				`\n--- npm run cluster printed (last 6000 characters) ---\n${output.slice(-6000)}`;
+			throw err;
 		} finally {
 			if (script.exitCode === null) script.kill("SIGKILL");
 			await nats.destroy();
