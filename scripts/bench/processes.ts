@@ -9,6 +9,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { nodeArgs } from "../../platform/node-process";
+import { freePort } from "../free-port";
 
 export const ROOT = path.resolve(__dirname, "../../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
@@ -31,16 +32,7 @@ export interface Usage {
 	rssMb: number;
 }
 
-export function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = net.createServer();
-		server.once("error", reject);
-		server.listen(0, "127.0.0.1", () => {
-			const { port } = server.address() as net.AddressInfo;
-			server.close(() => resolve(port));
-		});
-	});
-}
+export { freePort };
 
 /** A fresh folder under the system's temp folder. */
 export const tempDir = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `moleshop-bench-${name}-`));

@@ -3,25 +3,13 @@
  * starts them (moleculer-runner on the build in dist/), for tests that need processes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import path from "node:path";
 import { nodeArgs } from "../../platform/node-process";
 
+export { freePort } from "../../scripts/free-port";
+
 const ROOT = path.resolve(__dirname, "../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js"); // the package exports do not list it
-
-/** A TCP port that was free a moment ago. */
-export function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = net.createServer();
-		server.unref();
-		server.on("error", reject);
-		server.listen(0, "127.0.0.1", () => {
-			const { port } = server.address() as net.AddressInfo;
-			server.close(() => resolve(port));
-		});
-	});
-}
 
 /** Poll `check` until it returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(
@@ -116,7 +104,12 @@ export function waitForActions(broker: { registry: any }, actions: string[], tim
 /** Wait until the gateway on `port` answers /ready with 200. */
 export function waitUntilReady(port: number, timeoutMs = 60_000) {
 	return waitFor(
-		async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200,
+		async () => {
+			const res = await fetch(`http://127.0.0.1:${port}/ready`);
+			if (res.status === 200) return true;
+			// Kept as the last error: a timeout then says which check of /ready failed, not only that one did.
+			throw new Error(`/ready answered ${res.status} ${(await res.text()).slice(0, 1000)}`);
+		},
 		timeoutMs,
 		`the gateway on port ${port} to be ready`,
 	);
