@@ -107,7 +107,7 @@ export interface DomainEvent<T extends EventType = EventType> {
 	/** ISO 8601 time of the change. */
 	occurredAt: string;
 	data: EventPayloads[T];
-	/** The request that caused the event, when tracing was on (platform/tracing.ts): its handling is a span of that trace. */
+	/** The request that wrote the event (platform/tracing.ts): its handling logs that request id, and is a span of its trace where tracing is on. */
 	trace?: EventTrace;
 }
 

@@ -4,37 +4,27 @@
  * Moleculer gives every call of a request the request's `ctx.requestID` as trace id, so a checkout is
  * one trace across the gateway, orders, products, pricing, payments and invoices by itself. Domain events
  * are another matter: the outbox publishes them later, without the request's context, and the channels'
- * consumers run without one. So an event written while a traced action runs keeps, in its envelope, the
+ * consumers run without one. So an event written while an action runs keeps, in its envelope, the
  * request id, the writing action's span id and the sampling decision (`trace`, contracts/events.ts), which
  * survive redelivery, dead-lettering and redrive with the payload; the consumer's handling is a span of
- * that trace, a child of that action's span (TraceContext below).
+ * that trace, a child of that action's span (TraceContext below), and its log lines carry that request
+ * id. The call running now comes from RequestScope's scope (platform/middlewares/request-scope.ts).
  *
  * Zipkin (and Jaeger) want hex ids: the trace id is the X-Request-Id without its dashes when that is
  * 16 or 32 hex digits (the gateway's own ids are UUIDs), otherwise the first 32 hex digits of its
  * SHA-256 (`zipkinTraceId`), so the id the gateway answers with always finds its trace.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import {
 	TracerExporters,
 	type BrokerOptions,
-	type Context,
 	type Middleware,
 	type ServiceBroker,
 	type TracerOptions,
 } from "moleculer";
 import type { EventTrace } from "../contracts/events";
 import type { TracingSetting } from "./config";
-
-/** A span as a child needs it: Moleculer's `parentSpan` call option takes this shape. */
-interface ActiveSpan {
-	id: string;
-	traceID: string;
-	sampled: boolean;
-}
-
-/** The span of the action or event handling running now, while tracing is on (set by TraceContext). */
-const activeSpan = new AsyncLocalStorage<ActiveSpan>();
+import { currentRequest, inRequest } from "./middlewares/request-scope";
 
 const HEX_ID = /^(?:[0-9a-f]{16}|[0-9a-f]{32})$/i;
 
@@ -90,11 +80,14 @@ export function tracingOptions(setting: TracingSetting): BrokerOptions["tracing"
 	};
 }
 
-/** Stamp events written now with the trace of the action writing them (none outside a traced action). */
+/**
+ * Stamp events written now with the request writing them (none outside a call): its handling is then a
+ * span of that trace where tracing is on, and its log lines carry that request id either way.
+ */
 export function withTrace<T extends { trace?: EventTrace }>(events: readonly T[]): readonly T[] {
-	const span = activeSpan.getStore();
-	if (!span) return events;
-	const trace: EventTrace = { requestID: span.traceID, parentID: span.id, sampled: span.sampled };
+	const call = currentRequest();
+	if (!call?.requestID || !call.id) return events;
+	const trace: EventTrace = { requestID: call.requestID, parentID: call.id, sampled: !!call.tracing };
 	return events.map(event => ({ ...event, trace }));
 }
 
@@ -110,10 +103,10 @@ type CallOptions = { parentCtx?: unknown; parentSpan?: unknown; requestID?: unkn
 type Call = (action: string, params?: unknown, opts?: CallOptions) => Promise<unknown>;
 
 /**
- * Broker middleware, a no-op while tracing is off: every local action and event handling runs with its
- * span at hand, so that the events it writes carry it (`withTrace`), a consumer's handling of an event
- * with a `trace` is a span of that trace, and the calls a handler makes with `this.broker.call` (the
- * order saga's payments.charge and invoices.issue, a consumer's lookups) are children of its span.
+ * Broker middleware, a no-op while tracing is off: a consumer's handling of an event with a `trace` is a
+ * span of that trace, and the calls a handler makes with `this.broker.call` (the order saga's
+ * payments.charge and invoices.issue, a consumer's lookups) are children of the span of the call they
+ * are made in (RequestScope's, platform/middlewares/request-scope.ts, which is outside this one).
  */
 export function TraceContext(broker: ServiceBroker): Middleware {
 	if (!broker.isTracingEnabled()) return { name: "TraceContext" } as Middleware;
@@ -121,18 +114,13 @@ export function TraceContext(broker: ServiceBroker): Middleware {
 	return {
 		name: "TraceContext",
 
-		localAction(next: (ctx: Context) => Promise<unknown>) {
-			return (ctx: Context) =>
-				activeSpan.run({ id: ctx.id, traceID: ctx.requestID ?? ctx.id, sampled: !!ctx.tracing }, () =>
-					next(ctx),
-				);
-		},
-
 		call(next: Call): Call {
 			return (action, params, opts) => {
-				const parentSpan = activeSpan.getStore();
-				if (!parentSpan || opts?.parentCtx || opts?.parentSpan || opts?.requestID)
+				const call = currentRequest();
+				if (!call?.id || opts?.parentCtx || opts?.parentSpan || opts?.requestID)
 					return next(action, params, opts);
+				// Moleculer's `parentSpan` option: the new context's parent, trace and sampling decision.
+				const parentSpan = { id: call.id, traceID: call.requestID ?? call.id, sampled: !!call.tracing };
 				return next(action, params, { ...opts, parentSpan });
 			};
 		},
@@ -151,7 +139,7 @@ export function TraceContext(broker: ServiceBroker): Middleware {
 					tags: { channel: chan.name, group: chan.group, eventId: event.id },
 				});
 				try {
-					const answer = await activeSpan.run({ id: span.id, traceID: requestID, sampled }, () =>
+					const answer = await inRequest({ requestID, id: span.id, tracing: sampled }, () =>
 						next(payload, raw),
 					);
 					span.finish();

@@ -1,10 +1,13 @@
 /**
- * The request a log line belongs to. Moleculer has no logger per context, so this
- * middleware runs every local action, event handler and channel handler inside an
- * AsyncLocalStorage scope holding that call's context; the loggers (platform/logging.ts)
- * read it for each line and add the request id (which is also the trace id of Moleculer's
- * spans) and the span id. It must be the outermost middleware (last in the list), so the
- * lines of Retry, CircuitBreaker and the others are in the scope too.
+ * The call a line of code runs in. Moleculer has no logger per context and no "current context", so
+ * this middleware runs every local action, event handler and channel handler inside an
+ * AsyncLocalStorage scope holding that call's context; the one scope serves two readers:
+ * - the loggers (platform/logging.ts) add the request id (which is also the trace id of Moleculer's
+ *   spans) and the span id to each line;
+ * - tracing (platform/tracing.ts) stamps the events an action writes with its trace, and makes the
+ *   calls a handler makes with `this.broker.call` children of its span.
+ * It must be the outermost middleware (last in the list), so the lines of Retry, CircuitBreaker and the
+ * others are in the scope too.
  *
  * The scope holds the Context object itself: nothing is allocated per call beyond what
  * AsyncLocalStorage.run needs.
@@ -12,10 +15,14 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Context, Middleware } from "moleculer";
 
-/** What a log line needs of the call it is logged in. */
+/** What a log line and a child span need of the call they are in (a Moleculer Context has all three). */
 export interface RequestIds {
+	/** The request id, which is the trace id. */
 	requestID?: string | null;
+	/** The call's own id, which is its span id. */
 	id?: string | null;
+	/** Whether the call is traced (sampled). */
+	tracing?: boolean | null;
 }
 
 const scope = new AsyncLocalStorage<RequestIds>();
@@ -33,10 +40,17 @@ export function inRequest<T>(ids: RequestIds, work: () => T): T {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Moleculer wraps handlers of any signature
 type Handler = (...args: any[]) => any;
 
-/** A JetStream message's `$requestID` header, as @moleculer/channels writes it. */
+/**
+ * The request a channel delivery belongs to: the context (with `context: true`), the trace an event's
+ * envelope carries from the action that wrote it (contracts/events.ts), or the `$requestID` header
+ * @moleculer/channels writes when a message is sent in a context.
+ */
 function channelIds(args: unknown[]): RequestIds | undefined {
-	const first = args[0] as Partial<Context> | undefined;
-	if (first && typeof first === "object" && typeof first.requestID === "string") return first as RequestIds;
+	const first = args[0] as (Partial<Context> & { trace?: { requestID?: string; parentID?: string } }) | undefined;
+	if (first && typeof first === "object") {
+		if (typeof first.requestID === "string") return first as RequestIds;
+		if (first.trace?.requestID) return { requestID: first.trace.requestID, id: first.trace.parentID ?? null };
+	}
 	const raw = args[1] as { headers?: { get?(key: string): string } } | undefined;
 	const requestID = raw?.headers?.get?.("$requestID");
 	return requestID ? { requestID, id: raw?.headers?.get?.("$parentID") || null } : undefined;

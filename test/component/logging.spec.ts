@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { config } from "../../platform/config";
 import { loggerOptions, loggingSettings, createScrubber } from "../../platform/logging";
 import ApiService from "../../services/api/api.service";
+import { waitFor } from "../helpers/process";
 import { ALL_SERVICES, startShop, type Shop } from "../helpers/shop";
 
 /**
@@ -106,6 +107,17 @@ describe("structured logs", () => {
 		let sent;
 		try {
 			sent = await exercise(shop);
+			// The checkout's events reach notifications later, through the outbox and the channels, with
+			// tracing off: the consumer's lines still carry the request id of the action that wrote them.
+			const requestId = sent.requestId;
+			await waitFor(
+				async () =>
+					sink.lines.some(
+						line => line.includes(`"requestId":"${requestId}"`) && line.includes('"svc":"notifications"'),
+					),
+				20_000,
+				"a line of notifications in the checkout's request",
+			);
 		} finally {
 			await shop.stop();
 		}
