@@ -42,11 +42,11 @@ import {
 import { ADMIN, prepareShop, QUOTE_WORKLOAD, WORKLOADS, type Fixture, type Workload } from "./bench/shop";
 import { renderReport, type BenchResults, type TargetResult, type WorkloadResult } from "./bench/report";
 
-const TARGETS = ["raw", "node", "cluster", "seeded", "observed"] as const;
+const TARGETS = ["raw", "node", "cluster", "seeded", "metered", "observed"] as const;
 type TargetName = (typeof TARGETS)[number];
 /**
- * What runs by default: `seeded` (issue 10, item 4) and `observed` (one node with metrics and tracing on,
- * issue 11, item 8) are asked for by name.
+ * What runs by default: `seeded` (issue 10, item 4), `metered` (one node with metrics on and scraped) and
+ * `observed` (metrics and tracing on; issue 11, item 8) are asked for by name.
  */
 const DEFAULT_TARGETS: TargetName[] = ["raw", "node", "cluster"];
 /** Extra phases, selected like workloads: the node's memory after many orders and views, the cluster's scaling. */
@@ -83,7 +83,7 @@ function settings(env: NodeJS.ProcessEnv = process.env) {
 			orders: number("BENCH_SEEDED_ORDERS", 100_000),
 		},
 		cluster: (env.BENCH_CLUSTER || "bench") as "bench" | "full",
-		/** `observed`: the share of requests traced, and how often its metrics are scraped (as Prometheus would). */
+		/** `observed`: the share of requests traced; `metered` and `observed`: how often metrics are scraped (as Prometheus would). */
 		traceRate: number("BENCH_TRACE_RATE", 1),
 		scrapeSeconds: number("BENCH_SCRAPE_SECONDS", 5),
 		memoryOrders: number("BENCH_MEMORY_ORDERS", 10_000),
@@ -164,7 +164,7 @@ async function seeded(store: Store, name: string): Promise<string> {
 }
 
 async function startOneNode(
-	name: "node" | "seeded" | "observed",
+	name: "node" | "seeded" | "metered" | "observed",
 	store: Store,
 	logDir: string,
 	extraEnv: NodeJS.ProcessEnv = {},
@@ -179,8 +179,30 @@ async function startOneNode(
 	return { name, api, procs: [proc], readySeconds: (Date.now() - proc.spawnedAt) / 1000, dirs: [dataDir] };
 }
 
-/** What the observed node sent while it was measured: spans to the Zipkin stand-in, metrics to the scraper. */
-const observed = { spans: 0, scrapes: 0, scrapeBytes: 0 };
+/** What a metered or observed node sent while it was measured: spans to the Zipkin stand-in, metrics to the scraper. */
+const exported = { spans: 0, scrapes: 0, scrapeBytes: 0 };
+
+/** Scrape a node's Prometheus endpoint every BENCH_SCRAPE_SECONDS, as Prometheus would, counting what it answers. */
+function scrapeEvery(s: Settings, metricsPort: number) {
+	const scraper = setInterval(async () => {
+		try {
+			const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+			exported.scrapes += 1;
+			exported.scrapeBytes = text.length;
+		} catch {
+			// the node is stopping
+		}
+	}, s.scrapeSeconds * 1000);
+	scraper.unref();
+}
+
+/** One node with metrics on and scraped, tracing off: what metrics alone cost (issue 11, item 8). */
+async function startMeteredNode(s: Settings, logDir: string): Promise<Target> {
+	const metricsPort = await freePort();
+	const target = await startOneNode("metered", s.store, logDir, { METRICS_PORT: String(metricsPort) });
+	scrapeEvery(s, metricsPort);
+	return target;
+}
 
 /**
  * One node as an operator runs it with metrics and tracing on: the Prometheus reporter scraped every
@@ -194,7 +216,7 @@ async function startObservedNode(s: Settings, logDir: string): Promise<Target> {
 		req.on("data", chunk => (body += chunk));
 		req.on("end", () => {
 			try {
-				observed.spans += (JSON.parse(body) as unknown[]).length;
+				exported.spans += (JSON.parse(body) as unknown[]).length;
 			} catch {
 				// not a span list: counted as nothing
 			}
@@ -203,6 +225,7 @@ async function startObservedNode(s: Settings, logDir: string): Promise<Target> {
 	});
 	const zipkinPort = await freePort();
 	await new Promise<void>(resolve => collector.listen(zipkinPort, "127.0.0.1", resolve));
+	collector.unref();
 	const metricsPort = await freePort();
 	const target = await startOneNode("observed", s.store, logDir, {
 		METRICS_PORT: String(metricsPort),
@@ -210,17 +233,7 @@ async function startObservedNode(s: Settings, logDir: string): Promise<Target> {
 		ZIPKIN_URL: `http://127.0.0.1:${zipkinPort}`,
 		TRACE_SAMPLE_RATE: String(s.traceRate),
 	});
-	const scraper = setInterval(async () => {
-		try {
-			const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-			observed.scrapes += 1;
-			observed.scrapeBytes = text.length;
-		} catch {
-			// the node is stopping
-		}
-	}, s.scrapeSeconds * 1000);
-	scraper.unref();
-	collector.unref();
+	scrapeEvery(s, metricsPort);
 	return target;
 }
 
@@ -322,15 +335,16 @@ async function scalingPhase(s: Settings, target: Target, fixture: Fixture) {
 	return { workload: QUOTE_WORKLOAD.name, one, two, ratio: one.rps ? two.rps / one.rps : null };
 }
 
-async function startTarget(s: Settings, name: "node" | "cluster" | "seeded" | "observed", logDir: string) {
+async function startTarget(s: Settings, name: Exclude<TargetName, "raw">, logDir: string) {
 	if (name === "cluster") return startCluster(s, logDir);
+	if (name === "metered") return startMeteredNode(s, logDir);
 	if (name === "observed") return startObservedNode(s, logDir);
 	return startOneNode(name, name === "seeded" ? s.seededStore : s.store, logDir);
 }
 
 async function benchTarget(
 	s: Settings,
-	name: "node" | "cluster" | "seeded" | "observed",
+	name: Exclude<TargetName, "raw">,
 	logDir: string,
 ): Promise<TargetResult> {
 	log(`${name}: starting`);
@@ -362,9 +376,11 @@ async function benchTarget(
 		}));
 		for (const dir of target.dirs) fs.rmSync(dir, { recursive: true, force: true });
 	}
-	if (name === "observed") {
-		result.observed = { ...observed, traceRate: s.traceRate, scrapeSeconds: s.scrapeSeconds };
-		log(`observed: ${observed.spans} spans exported, ${observed.scrapes} scrapes of ${observed.scrapeBytes} bytes`);
+	if (name === "metered" || name === "observed") {
+		const traceRate = name === "observed" ? s.traceRate : 0;
+		result.observed = { ...exported, traceRate, scrapeSeconds: s.scrapeSeconds };
+		log(`${name}: ${exported.spans} spans exported, ${exported.scrapes} scrapes of ${exported.scrapeBytes} bytes`);
+		Object.assign(exported, { spans: 0, scrapes: 0, scrapeBytes: 0 });
 	}
 	return result;
 }
@@ -388,7 +404,7 @@ async function main() {
 		log(`raw: ${results.raw.rps} rps, p99 ${results.raw.p99} ms`);
 		await stopProcesses(raw.procs);
 	}
-	for (const name of ["node", "observed", "seeded", "cluster"] as const) {
+	for (const name of ["node", "metered", "observed", "seeded", "cluster"] as const) {
 		if (s.targets.includes(name)) results.targets.push(await benchTarget(s, name, logDir));
 	}
 	results.totalSeconds = Math.round((Date.now() - startedAt) / 1000);
