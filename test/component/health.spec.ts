@@ -41,7 +41,7 @@ async function node(
 		const res = await fetch(`http://127.0.0.1:${port}${path}`);
 		return { status: res.status, retryAfter: res.headers.get("retry-after"), body: (await res.json()) as any };
 	};
-	return { broker, service, get };
+	return { broker, service, get, port };
 }
 
 const event = (minutesAgo: number) => ({
@@ -127,9 +127,16 @@ describe("HealthEndpoint /health and /ready", () => {
 		}
 	});
 
-	it("answers 404 for other paths, and nothing once the broker stopped", async () => {
-		const { broker, get } = await node("stoppedwidgets");
+	it("answers 404 for other paths and methods, and nothing once the broker stopped", async () => {
+		const { broker, get, port } = await node("stoppedwidgets");
 		expect((await get("/metrics")).status).toBe(404);
+		expect((await get("/ready/extra")).status).toBe(404);
+		for (const method of ["POST", "DELETE"]) {
+			const res = await fetch(`http://127.0.0.1:${port}/ready`, { method });
+			expect(res.status).toBe(404);
+			expect(await res.json()).toEqual({ status: "not found", paths: ["/health", "/ready"] });
+		}
+		expect((await get("/ready?verbose=1")).status).toBe(200); // a query string is not another path
 		await broker.stop();
 		await expect(get("/ready")).rejects.toThrow();
 	});
