@@ -40,6 +40,7 @@ import {
 	type Proc,
 } from "./bench/processes";
 import { ADMIN, prepareShop, QUOTE_WORKLOAD, WORKLOADS, type Fixture, type Workload } from "./bench/shop";
+import { measureMetricsFloor } from "./bench/metrics-floor";
 import { renderReport, type BenchResults, type TargetResult, type WorkloadResult } from "./bench/report";
 
 const TARGETS = ["raw", "node", "cluster", "seeded", "metered", "observed"] as const;
@@ -342,11 +343,7 @@ async function startTarget(s: Settings, name: Exclude<TargetName, "raw">, logDir
 	return startOneNode(name, name === "seeded" ? s.seededStore : s.store, logDir);
 }
 
-async function benchTarget(
-	s: Settings,
-	name: Exclude<TargetName, "raw">,
-	logDir: string,
-): Promise<TargetResult> {
+async function benchTarget(s: Settings, name: Exclude<TargetName, "raw">, logDir: string): Promise<TargetResult> {
 	log(`${name}: starting`);
 	const store = name === "seeded" ? s.seededStore : s.store;
 	const target = await startTarget(s, name, logDir);
@@ -406,6 +403,11 @@ async function main() {
 	}
 	for (const name of ["node", "metered", "observed", "seeded", "cluster"] as const) {
 		if (s.targets.includes(name)) results.targets.push(await benchTarget(s, name, logDir));
+	}
+	if (s.targets.includes("metered")) {
+		results.metricsFloor = await measureMetricsFloor();
+		const f = results.metricsFloor;
+		log(`metrics floor: ${f.offMicros.toFixed(1)} µs per two-call request off, ${f.onMicros.toFixed(1)} on`);
 	}
 	results.totalSeconds = Math.round((Date.now() - startedAt) / 1000);
 	const markdown = renderReport(results);

@@ -53,14 +53,22 @@ export function startProcess(
 	return { label, child, pid: child.pid, logFile, spawnedAt: Date.now() };
 }
 
-/** One moleshop node as `npm start` runs it (moleculer-runner on dist/, platform/node-process.ts), with `env` on top of the bench's. */
+/**
+ * One moleshop node as `npm start` runs it (moleculer-runner on dist/, platform/node-process.ts), with
+ * `env` on top of the bench's. With BENCH_CPU_PROF=<folder>, each node writes a V8 CPU profile of its
+ * whole life there (`<label>.cpuprofile`, when it stops), to open in Chrome's DevTools.
+ */
 export function startNode(label: string, env: NodeJS.ProcessEnv, logDir: string): Proc {
 	const base = { ...process.env };
 	delete base.MONGO_URI; // the embedded store, in the target's own DATA_DIR
+	const profileDir = process.env.BENCH_CPU_PROF;
+	const profile = profileDir
+		? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${label}.cpuprofile`]
+		: [];
 	return startProcess(
 		label,
 		process.execPath,
-		nodeArgs(RUNNER, "dist/moleculer.config.js"),
+		[...profile, ...nodeArgs(RUNNER, "dist/moleculer.config.js")],
 		{
 			...base,
 			NODE_ENV: "production",

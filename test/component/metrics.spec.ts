@@ -105,6 +105,32 @@ describe("the shop's metrics, scraped", () => {
 			le: "+Inf",
 		});
 		expect(inserts).toBeGreaterThanOrEqual(1);
+		// Every bound (in seconds), each count cumulative: an insert of the embedded store is under a second.
+		const insertBuckets = samples.filter(
+			s =>
+				s.name === "moleshop_store_operation_duration_seconds_bucket" &&
+				s.labels.collection === "orders" &&
+				s.labels.operation === "insert",
+		);
+		expect(insertBuckets.map(s => s.labels.le).sort((a, b) => Number(a) - Number(b))).toEqual([
+			"0.0001",
+			"0.0005",
+			"0.001",
+			"0.0025",
+			"0.005",
+			"0.01",
+			"0.025",
+			"0.05",
+			"0.1",
+			"0.25",
+			"1",
+			"+Inf",
+		]);
+		const finite = insertBuckets.filter(s => s.labels.le !== "+Inf");
+		const byBound = new Map(finite.map(s => [Number(s.labels.le), s.value]));
+		const ascending = [...byBound.keys()].sort((a, b) => a - b).map(le => byBound.get(le)!);
+		expect(ascending).toEqual([...ascending].sort((a, b) => a - b));
+		expect(byBound.get(1)).toBe(inserts);
 		// Moleculer's own: the gateway's call of the action is labelled caller="api" (per-route latency).
 		expect(
 			valueOf(samples, "moleculer_request_time_count", {
