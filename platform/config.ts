@@ -66,6 +66,8 @@ export interface Config {
 		/** HEALTH_DEAD_LETTER_BOUND: more dead letters than this make a NATS-mode node degraded. */
 		deadLetterBound: number;
 	};
+	/** HSTS_MAX_AGE: seconds of Strict-Transport-Security the gateway sends (0, the default: none; set it behind TLS). */
+	hstsMaxAge: number;
 	/** METRICS_PORT: Moleculer's metrics are collected, and served in Prometheus format on this port, only when it is set. */
 	metricsPort: number | undefined;
 	/** TRACE_EXPORTER, ZIPKIN_URL, TRACE_SAMPLE_RATE, TRACES_PER_SECOND (platform/tracing.ts). */
@@ -257,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			outboxBound: integer(env.HEALTH_OUTBOX_BOUND, 100, "HEALTH_OUTBOX_BOUND"),
 			deadLetterBound: integer(env.HEALTH_DEAD_LETTER_BOUND, 0, "HEALTH_DEAD_LETTER_BOUND"),
 		},
+		hstsMaxAge: integer(env.HSTS_MAX_AGE, 0, "HSTS_MAX_AGE"),
 		metricsPort: optional(env.METRICS_PORT) ? integer(env.METRICS_PORT, 0, "METRICS_PORT") : undefined,
 		tracing: tracing(env),
 		defaultCountry: (env.DEFAULT_COUNTRY || "US").toUpperCase(),

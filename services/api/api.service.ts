@@ -10,7 +10,7 @@
  *   a 5xx never says more than that something went wrong.
  */
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Service, ServiceBroker, ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import bodyParser from "body-parser";
@@ -22,6 +22,7 @@ import type { Access, AuthUser, ShopContext } from "../../contracts/context";
 import { buildOpenApi, type RouteAlias } from "../../platform/openapi";
 import { gatewayRouteDocs, operationDocs } from "./api-docs";
 import { sendDocsAsset, sendDocsPage } from "./docs-page";
+import { addSecurityHeaders } from "./security-headers";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7E]{1,255}$/;
@@ -324,6 +325,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 			if (!Array.isArray(err.data)) return err.data;
 			return err.data.map(({ actual, ...rest }: Record<string, unknown>) => rest);
 		},
+	},
+
+	/** moleculer-web made its server in its own `created`: every answer of it gets the security headers. */
+	created(this: Service & { server?: Server }) {
+		if (this.server) addSecurityHeaders(this.server, config.hstsMaxAge);
 	},
 };
 
